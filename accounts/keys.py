@@ -1,0 +1,69 @@
+"""API key generation and verification, with no database access.
+
+A key reads ``upk_<lookup>_<secret>``:
+
+- ``upk_`` is a fixed, recognisable prefix so secret scanners can find leaked keys;
+- ``<lookup>`` is 12 random lowercase letters/digits, stored in clear and indexed, used to find
+  the row and shown in lists as the key's public prefix (``upk_<lookup>``);
+- ``<secret>`` is 43 URL-safe base64 characters (256 random bits).
+
+Only an HMAC-SHA256 digest of the whole key is stored, keyed with a server-side secret, and it is
+compared in constant time. A fast keyed hash is the right tool here: the secret has far too much
+entropy to be guessed, so a slow password hasher would only cost every request 100 ms.
+"""
+
+import hashlib
+import hmac
+import re
+import secrets
+import string
+from dataclasses import dataclass
+
+KEY_PREFIX = "upk_"
+LOOKUP_LENGTH = 12
+SECRET_BYTES = 32
+_LOOKUP_ALPHABET = string.ascii_lowercase + string.digits
+_KEY_RE = re.compile(rf"^{KEY_PREFIX}(?P<lookup>[a-z0-9]{{{LOOKUP_LENGTH}}})_(?P<secret>[A-Za-z0-9_-]{{43}})$")
+
+
+@dataclass(frozen=True)
+class GeneratedKey:
+    """A freshly generated key: ``plaintext`` is shown once, the rest is stored."""
+
+    plaintext: str
+    lookup: str
+
+    @property
+    def prefix(self) -> str:
+        return public_prefix(self.lookup)
+
+
+def public_prefix(lookup: str) -> str:
+    """The part of a key that may be shown in lists and logs."""
+    return f"{KEY_PREFIX}{lookup}"
+
+
+def generate_key() -> GeneratedKey:
+    """Return a new random key."""
+    lookup = "".join(secrets.choice(_LOOKUP_ALPHABET) for _ in range(LOOKUP_LENGTH))
+    secret = secrets.token_urlsafe(SECRET_BYTES)
+    return GeneratedKey(plaintext=f"{KEY_PREFIX}{lookup}_{secret}", lookup=lookup)
+
+
+def parse_lookup(plaintext: str) -> str | None:
+    """Return the lookup id of a well-formed key, or None when the text cannot be a key."""
+    match = _KEY_RE.match(plaintext)
+    return match.group("lookup") if match else None
+
+
+def key_digest(plaintext: str, *, signing_key: str) -> str:
+    """HMAC-SHA256 of the key, hex encoded; ``signing_key`` is the server-side secret."""
+    return hmac.new(signing_key.encode(), plaintext.encode(), hashlib.sha256).hexdigest()
+
+
+def key_matches(plaintext: str, digest: str, *, signing_keys: list[str]) -> bool:
+    """True if ``plaintext`` hashes to ``digest`` under any of ``signing_keys`` (constant time)."""
+    matched = False
+    for signing_key in signing_keys:
+        matched |= hmac.compare_digest(key_digest(plaintext, signing_key=signing_key), digest)
+    return matched

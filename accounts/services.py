@@ -1,0 +1,102 @@
+"""Writes of the accounts domain: organisations, memberships and API keys."""
+
+import datetime as dt
+import secrets
+import string
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import keys
+from .models import ApiKey, Membership, Organisation, User
+
+_ORG_ID_ALPHABET = string.ascii_lowercase + string.digits
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+def _signing_keys() -> list[str]:
+    return [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+
+
+def organisation_create(
+    *, name: str, org_id: str | None = None, plan=None, free_job_allowance: int = 0
+) -> Organisation:
+    """Create an organisation; a random ``org_…`` id is chosen when none is given."""
+    organisation = Organisation(
+        name=name,
+        org_id=org_id or "org_" + "".join(secrets.choice(_ORG_ID_ALPHABET) for _ in range(12)),
+        plan=plan,
+        free_job_allowance=free_job_allowance,
+    )
+    organisation.full_clean()
+    organisation.save()
+    return organisation
+
+
+def membership_add(*, organisation: Organisation, user: User, role: str = Membership.Role.MEMBER) -> Membership:
+    membership, _ = Membership.objects.update_or_create(
+        organisation=organisation, user=user, defaults={"role": role}
+    )
+    return membership
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    api_key: ApiKey
+    plaintext: str
+
+
+def api_key_create(*, organisation: Organisation, name: str, created_by: User | None = None) -> CreatedKey:
+    """Create a key and return it with its secret, which is never available again."""
+    generated = keys.generate_key()
+    api_key = ApiKey(
+        organisation=organisation,
+        name=name.strip(),
+        lookup=generated.lookup,
+        digest=keys.key_digest(generated.plaintext, signing_key=settings.SECRET_KEY),
+        created_by=created_by,
+    )
+    api_key.full_clean(exclude=["lookup", "digest"])
+    api_key.save()
+    return CreatedKey(api_key=api_key, plaintext=generated.plaintext)
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    """Revoke a key from the next request on; revoking twice keeps the first time."""
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_key.refresh_from_db(fields=["revoked_at"])
+    return api_key
+
+
+def api_key_verify(plaintext: str) -> ApiKey | None:
+    """The unrevoked key matching ``plaintext`` (with its organisation), or None.
+
+    One indexed lookup and one HMAC; a match under a ``SECRET_KEY_FALLBACKS`` entry is re-hashed
+    with the current ``SECRET_KEY`` so fallbacks can be retired.
+    """
+    lookup = keys.parse_lookup(plaintext)
+    if lookup is None:
+        return None
+    api_key = ApiKey.objects.select_related("organisation").filter(lookup=lookup).first()
+    if api_key is None or not keys.key_matches(plaintext, api_key.digest, signing_keys=_signing_keys()):
+        return None
+    if api_key.revoked_at is not None:
+        return None
+    current = keys.key_digest(plaintext, signing_key=settings.SECRET_KEY)
+    if api_key.digest != current:
+        ApiKey.objects.filter(pk=api_key.pk).update(digest=current)
+    return api_key
+
+
+def api_key_touch(*, api_key: ApiKey, now: dt.datetime | None = None) -> None:
+    """Record use, at most once per ``LAST_USED_RESOLUTION`` (a conditional update)."""
+    now = now or timezone.now()
+    if api_key.last_used_at and now - api_key.last_used_at < LAST_USED_RESOLUTION:
+        return
+    with transaction.atomic():
+        ApiKey.objects.filter(pk=api_key.pk).exclude(last_used_at__gt=now - LAST_USED_RESOLUTION).update(
+            last_used_at=now
+        )
+    api_key.last_used_at = now

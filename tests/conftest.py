@@ -1,0 +1,95 @@
+"""Shared fixtures. Personas follow one organisation (Acme) and an outsider's (Globex)."""
+
+import datetime as dt
+import itertools
+
+import pytest
+
+from accounts.models import Membership, User
+from accounts.services import api_key_create, membership_add, organisation_create
+from usage.services import JobInput, jobs_upsert, usage_refresh
+
+_external_ids = itertools.count(1)
+
+
+@pytest.fixture
+def acme(db):
+    return organisation_create(name="Acme", org_id="org_acme")
+
+
+@pytest.fixture
+def globex(db):
+    return organisation_create(name="Globex", org_id="org_globex")
+
+
+@pytest.fixture
+def owner(acme):
+    user = User.objects.create_user("olivia", "olivia@acme.test", "owner-pass-123")
+    membership_add(organisation=acme, user=user, role=Membership.Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def member(acme):
+    user = User.objects.create_user("max", "max@acme.test", "member-pass-123")
+    membership_add(organisation=acme, user=user, role=Membership.Role.MEMBER)
+    return user
+
+
+@pytest.fixture
+def outsider(globex):
+    user = User.objects.create_user("oscar", "oscar@globex.test", "outsider-pass-123")
+    membership_add(organisation=globex, user=user, role=Membership.Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def staff(db):
+    return User.objects.create_user("sam", "sam@portal.test", "staff-pass-123", is_staff=True)
+
+
+@pytest.fixture
+def superuser(db):
+    return User.objects.create_superuser("root", "root@portal.test", "root-pass-123")
+
+
+@pytest.fixture
+def acme_key(acme):
+    """A created key of Acme: ``.api_key`` is the row, ``.plaintext`` the secret."""
+    return api_key_create(organisation=acme, name="some api key")
+
+
+def make_job(organisation, *, created_at, api_key=None, **overrides) -> JobInput:
+    values = {
+        "organisation_id": organisation.pk,
+        "api_key_id": api_key.pk if api_key else None,
+        "external_id": f"job-{next(_external_ids)}",
+        "created_at": created_at,
+        "language": "Hindi",
+        "audio_duration_seconds": 60,
+        "status": "completed",
+        "has_transcript": True,
+        "has_lrc": True,
+        "transcription_tokens": 100,
+        "note_tokens": 200,
+    }
+    values.update(overrides)
+    return JobInput(**values)
+
+
+@pytest.fixture
+def add_jobs():
+    """Write jobs through the real service and resolve the usage, as an import does."""
+
+    def add(jobs):
+        jobs = list(jobs)
+        result = jobs_upsert(jobs=jobs)
+        for organisation_id in {job.organisation_id for job in jobs}:
+            usage_refresh(organisation_id=organisation_id)
+        return result
+
+    return add
+
+
+def at(year, month, day=1, hour=12, minute=0, second=0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)

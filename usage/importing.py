@@ -1,0 +1,202 @@
+"""Reading job files (JSON Lines) into validated ``JobInput`` values, line by line."""
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from accounts.models import ApiKey, Organisation
+
+from .models import Job
+from .services import JobInput
+
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+_STATUSES = set(Job.Status.values)
+_COUNT_FIELDS = ("audio_duration_seconds", "transcription_tokens", "note_tokens")
+
+
+class InvalidLine(ValueError):
+    """A line that cannot be imported; the message says why."""
+
+
+@dataclass(frozen=True)
+class LineResult:
+    number: int
+    job: JobInput | None
+    error: str | None
+
+
+class _Directory:
+    """Organisations and their key names, loaded once per organisation."""
+
+    def __init__(self) -> None:
+        self._orgs: dict[str, tuple[int, dict[str, int]] | None] = {}
+
+    def resolve(self, org_id: str) -> tuple[int, dict[str, int]] | None:
+        if org_id not in self._orgs:
+            pk = Organisation.objects.filter(org_id=org_id).values_list("pk", flat=True).first()
+            key_ids = dict(ApiKey.objects.filter(organisation_id=pk).values_list("name", "pk")) if pk else {}
+            self._orgs[org_id] = (pk, key_ids) if pk else None
+        return self._orgs[org_id]
+
+
+def _text(record: dict, name: str, *, required: bool = True) -> str | None:
+    value = record.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidLine(f"'{name}' must be a non-empty string")
+    return value.strip()
+
+
+def _count(record: dict, name: str, *, default: int | None = None) -> int:
+    value = record.get(name, default)
+    if value is None or isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidLine(f"'{name}' must be a whole number")
+    if value < 0:
+        raise InvalidLine(f"'{name}' must not be negative (got {value})")
+    return value
+
+
+def _flag(record: dict, name: str) -> bool:
+    value = record.get(name, False)
+    if not isinstance(value, bool):
+        raise InvalidLine(f"'{name}' must be true or false")
+    return value
+
+
+def parse_job(record: object, *, directory: _Directory, now: dt.datetime) -> JobInput:
+    """Validate one decoded line; raises ``InvalidLine`` with the reason."""
+    if not isinstance(record, dict):
+        raise InvalidLine("a line must be a JSON object")
+    org_id = _text(record, "org_id")
+    resolved = directory.resolve(org_id)
+    if resolved is None:
+        raise InvalidLine(f"unknown organisation '{org_id}'")
+    organisation_id, key_ids = resolved
+    key_name = _text(record, "api_key", required=False)
+    if key_name is not None and key_name not in key_ids:
+        raise InvalidLine(f"unknown API key name '{key_name}' for {org_id}")
+    raw_created = record.get("created_at")
+    created_at = parse_datetime(raw_created) if isinstance(raw_created, str) else None
+    if created_at is None:
+        raise InvalidLine("'created_at' must be an ISO 8601 date-time such as 2025-01-03T10:00:00Z")
+    if timezone.is_naive(created_at):
+        created_at = created_at.replace(tzinfo=dt.UTC)
+    created_at = created_at.astimezone(dt.UTC)
+    if created_at > now + FUTURE_TOLERANCE:
+        raise InvalidLine(f"'created_at' {raw_created} is more than 5 minutes in the future")
+    status = record.get("status")
+    if status not in _STATUSES:
+        raise InvalidLine(f"unknown status {status!r} (expected one of {', '.join(sorted(_STATUSES))})")
+    external_id = _text(record, "external_id")
+    if len(external_id) > 200:
+        raise InvalidLine("'external_id' is longer than 200 characters")
+    language = _text(record, "language")
+    if len(language) > 64:
+        raise InvalidLine("'language' is longer than 64 characters")
+    return JobInput(
+        organisation_id=organisation_id,
+        api_key_id=key_ids[key_name] if key_name is not None else None,
+        external_id=external_id,
+        created_at=created_at,
+        language=language,
+        audio_duration_seconds=_count(record, "audio_duration_seconds"),
+        status=status,
+        has_transcript=_flag(record, "has_transcript"),
+        has_lrc=_flag(record, "has_lrc"),
+        transcription_tokens=_count(record, "transcription_tokens", default=0),
+        note_tokens=_count(record, "note_tokens", default=0),
+    )
+
+
+def read_jobs(path: str, *, now: dt.datetime | None = None) -> Iterator[LineResult]:
+    """Yield every non-blank line of a JSON Lines file as a job or an error, streaming."""
+    now = now or timezone.now()
+    directory = _Directory()
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield LineResult(number, None, f"not valid JSON ({exc.msg})")
+                continue
+            try:
+                yield LineResult(number, parse_job(record, directory=directory, now=now), None)
+            except InvalidLine as exc:
+                yield LineResult(number, None, str(exc))
+
+
+@dataclass
+class ImportReport:
+    lines: int = 0
+    created: int = 0
+    updated: int = 0
+    errors: list[tuple[int, str]] | None = None
+    imported: bool = False
+
+    @property
+    def invalid(self) -> int:
+        return len(self.errors or [])
+
+
+BATCH_SIZE = 2000
+
+
+def jobs_import_file(
+    path: str,
+    *,
+    skip_invalid: bool = False,
+    progress=None,
+    now: dt.datetime | None = None,
+) -> ImportReport:
+    """Validate every line of ``path``, then upsert its jobs in batches and refresh usage.
+
+    With any invalid line and no ``skip_invalid``, nothing is written. ``progress`` (optional)
+    is called with how many lines each step has advanced, over two passes.
+    """
+    from .services import jobs_upsert, usage_refresh
+
+    now = now or timezone.now()
+    report = ImportReport(errors=[])
+    for result in read_jobs(path, now=now):
+        report.lines += 1
+        if result.error:
+            report.errors.append((result.number, result.error))
+        if progress and report.lines % BATCH_SIZE == 0:
+            progress(BATCH_SIZE)
+    if progress:
+        progress(report.lines % BATCH_SIZE)
+    if report.errors and not skip_invalid:
+        return report
+
+    touched_orgs: set[int] = set()
+    batch: list[JobInput] = []
+
+    def flush() -> None:
+        outcome = jobs_upsert(jobs=batch)
+        report.created += outcome.created
+        report.updated += outcome.updated
+        touched_orgs.update(organisation_id for organisation_id, _ in outcome.touched)
+        if progress:
+            progress(len(batch))
+        batch.clear()
+
+    for result in read_jobs(path, now=now):
+        if result.job is not None:
+            batch.append(result.job)
+            if len(batch) >= BATCH_SIZE:
+                flush()
+        elif progress:
+            progress(1)
+    if batch:
+        flush()
+    for organisation_id in sorted(touched_orgs):
+        usage_refresh(organisation_id=organisation_id)
+    report.imported = True
+    return report

@@ -1,0 +1,46 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from usage.importing import jobs_import_file
+
+from ._progress import progress_bar
+
+
+def _count_lines(path: str) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+class Command(BaseCommand):
+    help = (
+        "Import jobs from a JSON Lines file (one job per line), upserting by (org_id, external_id). "
+        "Every line is validated first; any invalid line aborts the whole import unless --skip-invalid."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="path of the JSON Lines file")
+        parser.add_argument(
+            "--skip-invalid", action="store_true", help="report invalid lines but import the valid ones"
+        )
+
+    def handle(self, *args, file, skip_invalid, **options):
+        try:
+            lines = _count_lines(file)
+        except OSError as exc:
+            raise CommandError(f"cannot read {file}: {exc.strerror}") from exc
+        with progress_bar(total=lines * 2, desc="import_jobs") as advance:
+            try:
+                report = jobs_import_file(file, skip_invalid=skip_invalid, progress=advance)
+            except UnicodeDecodeError as exc:
+                raise CommandError(f"{file} is not UTF-8 text: {exc}") from exc
+        for number, reason in report.errors:
+            self.stderr.write(f"line {number}: {reason}")
+        if not report.imported:
+            raise CommandError(
+                f"{report.invalid} invalid line(s) of {report.lines}; nothing was imported "
+                "(fix them, or pass --skip-invalid to import the valid lines)"
+            )
+        skipped = f", {report.invalid} invalid line(s) skipped" if report.invalid else ""
+        self.stdout.write(
+            f"Imported {report.created + report.updated} job(s) from {report.lines} line(s): "
+            f"{report.created} created, {report.updated} updated{skipped}."
+        )

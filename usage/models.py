@@ -1,0 +1,201 @@
+from django.db import models
+from django.db.models import Q
+
+STANDARD_PLAN_NAME = "standard"
+
+
+class PricingPlan(models.Model):
+    """Prices per job and per 1,000 tokens, plus graduated monthly tiers (see ``PricingTier``)."""
+
+    name = models.CharField(max_length=50, unique=True)
+    per_job_fee = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    transcription_rate = models.DecimalField(
+        max_digits=14, decimal_places=6, help_text="Price per 1,000 transcription tokens."
+    )
+    note_rate = models.DecimalField(max_digits=14, decimal_places=6, help_text="Price per 1,000 note tokens.")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(per_job_fee__gte=0) & Q(transcription_rate__gte=0) & Q(note_rate__gte=0),
+                name="pricingplan_prices_gte_0",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PricingTier(models.Model):
+    """A band of monthly job ranks, from ``first_rank`` up to the next tier's first rank - 1."""
+
+    plan = models.ForeignKey(PricingPlan, on_delete=models.CASCADE, related_name="tiers")
+    name = models.CharField(max_length=50)
+    first_rank = models.PositiveIntegerField()
+    discount_percent = models.DecimalField(max_digits=5, decimal_places=2, default=0)
+
+    class Meta:
+        ordering = ["plan", "first_rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "name"], name="pricingtier_unique_name"),
+            models.UniqueConstraint(fields=["plan", "first_rank"], name="pricingtier_unique_first_rank"),
+            models.CheckConstraint(condition=Q(first_rank__gte=1), name="pricingtier_first_rank_gte_1"),
+            models.CheckConstraint(
+                condition=Q(discount_percent__gte=0) & Q(discount_percent__lte=100),
+                name="pricingtier_discount_0_100",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan.name}/{self.name}"
+
+
+class Job(models.Model):
+    """One audio job of an organisation, as loaded from the job platform.
+
+    ``month``, ``tier`` and ``is_free`` are derived (by ``usage.services``, never by hand): the
+    UTC month of ``created_at``, the position (1-based) of the plan tier that holds the job's rank
+    within its month, and whether the job is among the organisation's free jobs.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        PROCESSING = "processing"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    class Source(models.TextChoices):
+        API = "api", "API"
+        WEB = "web", "Web"
+
+    organisation = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="jobs")
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", on_delete=models.PROTECT, null=True, blank=True, related_name="jobs"
+    )
+    source = models.CharField(max_length=3, choices=Source.choices)
+    external_id = models.CharField(max_length=200)
+    created_at = models.DateTimeField()
+    language = models.CharField(max_length=64)
+    audio_duration_seconds = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices)
+    has_transcript = models.BooleanField(default=False)
+    has_lrc = models.BooleanField(default=False)
+    transcription_tokens = models.PositiveBigIntegerField(default=0)
+    note_tokens = models.PositiveBigIntegerField(default=0)
+    month = models.DateField(editable=False)
+    tier = models.PositiveSmallIntegerField(default=1, editable=False)
+    is_free = models.BooleanField(default=False, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "external_id"], name="job_unique_external_id"),
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "processing", "completed", "failed"]), name="job_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(audio_duration_seconds__gte=0)
+                & Q(transcription_tokens__gte=0)
+                & Q(note_tokens__gte=0),
+                name="job_counts_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(source="api", api_key__isnull=False) | Q(source="web", api_key__isnull=True),
+                name="job_source_matches_key",
+            ),
+            models.CheckConstraint(condition=Q(tier__gte=1), name="job_tier_gte_1"),
+        ]
+        indexes = [
+            # Ranks jobs within an organisation-month, and (month being monotonic in created_at)
+            # orders an organisation's jobs of all time for the free allowance.
+            models.Index(fields=["organisation", "month", "created_at", "id"], name="job_rank_idx"),
+            models.Index(fields=["organisation"], condition=Q(is_free=True), name="job_free_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+    @property
+    def is_completed(self) -> bool:
+        return self.has_transcript and self.has_lrc
+
+
+class MonthlyUsage(models.Model):
+    """Stored aggregate: the jobs of one organisation-month, key (or none), tier and free flag."""
+
+    organisation = models.ForeignKey("accounts.Organisation", on_delete=models.CASCADE, related_name="+")
+    month = models.DateField()
+    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    tier = models.PositiveSmallIntegerField()
+    is_free = models.BooleanField()
+    jobs = models.PositiveBigIntegerField()
+    completed_jobs = models.PositiveBigIntegerField()
+    audio_duration_seconds = models.PositiveBigIntegerField()
+    transcription_tokens = models.PositiveBigIntegerField()
+    note_tokens = models.PositiveBigIntegerField()
+
+    class Meta:
+        verbose_name_plural = "monthly usage"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "month", "api_key", "tier", "is_free"],
+                condition=Q(api_key__isnull=False),
+                name="monthlyusage_unique_key_row",
+            ),
+            models.UniqueConstraint(
+                fields=["organisation", "month", "tier", "is_free"],
+                condition=Q(api_key__isnull=True),
+                name="monthlyusage_unique_web_row",
+            ),
+        ]
+        indexes = [models.Index(fields=["organisation", "month"], name="monthlyusage_org_month_idx")]
+
+
+class LanguageUsage(models.Model):
+    """Stored aggregate: the jobs of one organisation-month in one language, by API or web."""
+
+    organisation = models.ForeignKey("accounts.Organisation", on_delete=models.CASCADE, related_name="+")
+    month = models.DateField()
+    language = models.CharField(max_length=64)
+    via_api = models.BooleanField()
+    jobs = models.PositiveBigIntegerField()
+    completed_jobs = models.PositiveBigIntegerField()
+    audio_duration_seconds = models.PositiveBigIntegerField()
+
+    class Meta:
+        verbose_name_plural = "language usage"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "month", "language", "via_api"], name="languageusage_unique_row"
+            ),
+        ]
+
+
+class StaleMonth(models.Model):
+    """A mark that an organisation-month (or, with no month, all its months) needs recomputing.
+
+    Writers add marks in the transaction that changes jobs or pricing; the next read or the end of
+    the write batch resolves them, deleting exactly the marks it saw.
+    """
+
+    organisation = models.ForeignKey("accounts.Organisation", on_delete=models.CASCADE, related_name="+")
+    month = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organisation"], name="stalemonth_org_idx")]
+
+
+class ApiCallCount(models.Model):
+    """How many authenticated API requests one key made in one UTC month."""
+
+    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.CASCADE, related_name="call_counts")
+    organisation = models.ForeignKey("accounts.Organisation", on_delete=models.CASCADE, related_name="+")
+    month = models.DateField()
+    calls = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "month"], name="apicallcount_unique_key_month"),
+        ]
+        indexes = [models.Index(fields=["organisation", "month"], name="apicallcount_org_month_idx")]

@@ -1,0 +1,34 @@
+"""Loading pricing plans from the database into the pure ``usage.pricing.Plan``."""
+
+from .models import STANDARD_PLAN_NAME, PricingPlan
+from .pricing import Plan, Tier
+
+
+def _to_plan(plan: PricingPlan) -> Plan:
+    return Plan(
+        name=plan.name,
+        per_job_fee=plan.per_job_fee,
+        transcription_rate=plan.transcription_rate,
+        note_rate=plan.note_rate,
+        tiers=tuple(
+            Tier(name=tier.name, first_rank=tier.first_rank, discount_percent=tier.discount_percent)
+            for tier in sorted(plan.tiers.all(), key=lambda tier: tier.first_rank)
+        ),
+    )
+
+
+def plans_by_id() -> dict[int, Plan]:
+    """Every plan, keyed by primary key (two queries)."""
+    return {plan.pk: _to_plan(plan) for plan in PricingPlan.objects.prefetch_related("tiers")}
+
+
+def standard_plan_id() -> int:
+    return PricingPlan.objects.values_list("pk", flat=True).get(name=STANDARD_PLAN_NAME)
+
+
+def plan_for_organisation(organisation) -> Plan:
+    """The plan that prices ``organisation``: its own, or 'standard' when it has none."""
+    queryset = PricingPlan.objects.prefetch_related("tiers")
+    if organisation.plan_id is not None:
+        return _to_plan(queryset.get(pk=organisation.plan_id))
+    return _to_plan(queryset.get(name=STANDARD_PLAN_NAME))

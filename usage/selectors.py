@@ -1,0 +1,226 @@
+"""Reads of the usage domain. ``usage_report`` and ``usage_all_time`` are the only places that
+turn stored aggregates into usage numbers; the API, the pages, the CSV export, the admin and the
+nightly task all call them."""
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from accounts.models import ApiKey, Organisation
+
+from . import pricing
+from .models import ApiCallCount, LanguageUsage, MonthlyUsage
+from .months import month_range
+from .plans import plan_for_organisation
+from .services import usage_refresh
+
+
+@dataclass
+class Usage:
+    """Counts and exact (unrounded) money for a set of jobs."""
+
+    jobs: int = 0
+    completed_jobs: int = 0
+    audio_duration_seconds: int = 0
+    transcription_tokens: int = 0
+    note_tokens: int = 0
+    free_jobs: int = 0
+    base_cost: Decimal = pricing.ZERO
+    final_cost: Decimal = pricing.ZERO
+    tiers: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def savings(self) -> Decimal:
+        return self.base_cost - self.final_cost
+
+    @property
+    def effective_discount_percentage(self) -> Decimal:
+        return pricing.effective_discount_percent(base=self.base_cost, final=self.final_cost)
+
+    @property
+    def success_rate_percent(self) -> Decimal:
+        return pricing.ZERO if not self.jobs else Decimal(self.completed_jobs) * 100 / self.jobs
+
+    def _add(self, *, plan: pricing.Plan, tier: int, is_free: bool, counts: dict) -> None:
+        base = pricing.base_cost(
+            plan,
+            jobs=counts["jobs"],
+            transcription_tokens=counts["transcription_tokens"],
+            note_tokens=counts["note_tokens"],
+        )
+        self.jobs += counts["jobs"]
+        self.completed_jobs += counts["completed_jobs"]
+        self.audio_duration_seconds += counts["audio_duration_seconds"]
+        self.transcription_tokens += counts["transcription_tokens"]
+        self.note_tokens += counts["note_tokens"]
+        self.free_jobs += counts["jobs"] if is_free else 0
+        self.base_cost += base
+        self.final_cost += pricing.final_cost(plan, base=base, tier=tier, is_free=is_free)
+        name = plan.tier_at(tier).name
+        self.tiers[name] = self.tiers.get(name, 0) + counts["jobs"]
+
+
+@dataclass
+class MonthUsage(Usage):
+    month: dt.date = dt.date.min
+    api_calls: int = 0
+    highest_tier: int = 1
+
+    def current_tier(self, plan: pricing.Plan) -> pricing.Tier:
+        """The tier of the month's last job (the first tier when the month has no jobs)."""
+        return plan.tier_at(self.highest_tier)
+
+    def jobs_until_next_tier(self, plan: pricing.Plan) -> int | None:
+        """How many more jobs this month reach the next tier; None in the last tier."""
+        if self.highest_tier >= len(plan.tiers):
+            return None
+        return plan.tier_at(self.highest_tier + 1).first_rank - 1 - self.jobs
+
+
+@dataclass
+class KeyUsage(Usage):
+    api_key: ApiKey | None = None
+
+
+@dataclass
+class UsageReport:
+    """Everything shown about an organisation's usage over a range of whole months."""
+
+    organisation: Organisation
+    plan: pricing.Plan
+    start_month: dt.date
+    end_month: dt.date
+    totals: Usage
+    months: list[MonthUsage]
+    keys: dict[str, KeyUsage]
+    web: Usage
+    languages: dict[str, int]
+    api_calls: int
+    free_jobs_left: int
+
+    def blank_tiers(self) -> dict[str, int]:
+        return dict.fromkeys(self.plan.tier_names, 0)
+
+
+def _empty_tiers(plan: pricing.Plan) -> dict[str, int]:
+    return dict.fromkeys(plan.tier_names, 0)
+
+
+def usage_report(*, organisation: Organisation, start_month: dt.date, end_month: dt.date) -> UsageReport:
+    """Usage of ``organisation`` from ``start_month`` to ``end_month`` (first days, inclusive).
+
+    Reads only stored aggregates (after resolving stale marks), so its cost does not depend on
+    the number of jobs. Every month of the range is present; every plan tier is in every
+    ``tiers``; ``keys`` holds, by name, every key with jobs in the range (revoked ones included).
+    """
+    usage_refresh(organisation_id=organisation.pk)
+    plan = plan_for_organisation(organisation)
+    months = {month: MonthUsage(month=month, tiers=_empty_tiers(plan)) for month in month_range(start_month, end_month)}
+    totals = Usage(tiers=_empty_tiers(plan))
+    web = Usage(tiers=_empty_tiers(plan))
+    by_key: dict[int, KeyUsage] = {}
+
+    rows = MonthlyUsage.objects.filter(
+        organisation=organisation, month__gte=start_month, month__lte=end_month
+    ).values("month", "api_key_id", "tier", "is_free", "jobs", "completed_jobs", "audio_duration_seconds",
+             "transcription_tokens", "note_tokens")
+    for row in rows:
+        tier, is_free = min(row["tier"], len(plan.tiers)), row["is_free"]
+        if row["api_key_id"] is None:
+            bucket = web
+        else:
+            bucket = by_key.setdefault(row["api_key_id"], KeyUsage(tiers=_empty_tiers(plan)))
+        month = months[row["month"]]
+        for target in (month, totals, bucket):
+            target._add(plan=plan, tier=tier, is_free=is_free, counts=row)
+        month.highest_tier = max(month.highest_tier, tier)
+
+    keys: dict[str, KeyUsage] = {}
+    if by_key:
+        for api_key in ApiKey.objects.filter(pk__in=by_key).order_by("name"):
+            by_key[api_key.pk].api_key = api_key
+            keys[api_key.name] = by_key[api_key.pk]
+
+    languages: dict[str, int] = defaultdict(int)
+    for language, jobs in (
+        LanguageUsage.objects.filter(organisation=organisation, month__gte=start_month, month__lte=end_month)
+        .values("language")
+        .annotate(total=Sum("jobs"))
+        .order_by()
+        .values_list("language", "total")
+    ):
+        languages[language] += jobs
+
+    api_calls = 0
+    for month, calls in (
+        ApiCallCount.objects.filter(organisation=organisation, month__gte=start_month, month__lte=end_month)
+        .values("month")
+        .annotate(total=Sum("calls"))
+        .order_by()
+        .values_list("month", "total")
+    ):
+        months[month].api_calls = calls
+        api_calls += calls
+
+    return UsageReport(
+        organisation=organisation,
+        plan=plan,
+        start_month=start_month,
+        end_month=end_month,
+        totals=totals,
+        months=list(months.values()),
+        keys=keys,
+        web=web,
+        languages=dict(sorted(languages.items(), key=lambda item: (-item[1], item[0]))),
+        api_calls=api_calls,
+        free_jobs_left=free_jobs_left(organisation=organisation),
+    )
+
+
+def free_jobs_left(*, organisation: Organisation) -> int:
+    """max(0, allowance − jobs of all time); independent of any period."""
+    if not organisation.free_job_allowance:
+        return 0
+    total = MonthlyUsage.objects.filter(organisation=organisation).aggregate(total=Sum("jobs"))["total"] or 0
+    return max(0, organisation.free_job_allowance - total)
+
+
+@dataclass
+class AllTimeApiUsage:
+    """All-time figures of the jobs submitted with an API key, and all API requests."""
+
+    total_jobs: int
+    completed_jobs: int
+    total_duration_seconds: int
+    jobs_by_language: dict[str, int]
+    api_calls: int
+
+
+def usage_all_time(*, organisation: Organisation) -> AllTimeApiUsage:
+    """The all-time contract's numbers for ``organisation``; constant query count."""
+    usage_refresh(organisation_id=organisation.pk)
+    by_language = (
+        LanguageUsage.objects.filter(organisation=organisation, via_api=True)
+        .values("language")
+        .annotate(jobs_sum=Sum("jobs"), completed_sum=Sum("completed_jobs"), seconds=Sum("audio_duration_seconds"))
+        .order_by()
+        .values_list("language", "jobs_sum", "completed_sum", "seconds")
+    )
+    languages: dict[str, int] = {}
+    total_jobs = completed = seconds = 0
+    for language, jobs, done, duration in by_language:
+        languages[language] = jobs
+        total_jobs += jobs
+        completed += done
+        seconds += duration
+    api_calls = ApiCallCount.objects.filter(organisation=organisation).aggregate(total=Sum("calls"))["total"] or 0
+    return AllTimeApiUsage(
+        total_jobs=total_jobs,
+        completed_jobs=completed,
+        total_duration_seconds=seconds,
+        jobs_by_language=dict(sorted(languages.items(), key=lambda item: (-item[1], item[0]))),
+        api_calls=api_calls,
+    )

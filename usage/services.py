@@ -1,0 +1,401 @@
+"""Writes of the usage domain: jobs, stale marks, and the recompute of stored aggregates.
+
+How aggregates stay fresh: every write of jobs or pricing adds ``StaleMonth`` marks for the
+organisation-months it touched, in the same transaction. ``usage_refresh`` resolves the marks of
+one organisation: it brings the derived columns of ``Job`` (``tier``, ``is_free``) up to date for
+those months and rewrites their ``MonthlyUsage``/``LanguageUsage`` rows. Writers call it at the end
+of each batch, and every read calls it first, so a read never sees a stale month. The nightly
+``usage_recompute`` reconciles everything with the raw jobs and counts what it corrected.
+"""
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+
+from accounts.models import Organisation
+
+from .models import Job, LanguageUsage, MonthlyUsage, StaleMonth
+from .plans import plans_by_id, standard_plan_id
+from .pricing import Plan
+
+logger = logging.getLogger(__name__)
+
+OrgMonth = tuple[int, dt.date]
+USAGE_KEY_FIELDS = ("organisation_id", "month", "api_key_id", "tier", "is_free")
+USAGE_VALUE_FIELDS = ("jobs", "completed_jobs", "audio_duration_seconds", "transcription_tokens", "note_tokens")
+LANGUAGE_KEY_FIELDS = ("organisation_id", "month", "language", "via_api")
+LANGUAGE_VALUE_FIELDS = ("jobs", "completed_jobs", "audio_duration_seconds")
+_COMPLETED = Q(has_transcript=True, has_lrc=True)
+
+
+@dataclass
+class RecomputeResult:
+    """What a recompute looked at and what it had to change."""
+
+    organisations: int = 0
+    months: int = 0
+    rows_corrected: int = 0
+    jobs_retiered: int = 0
+    jobs_refreed: int = 0
+    touched: set[OrgMonth] = field(default_factory=set, repr=False)
+
+    def merge(self, other: "RecomputeResult") -> None:
+        self.organisations += other.organisations
+        self.months += other.months
+        self.rows_corrected += other.rows_corrected
+        self.jobs_retiered += other.jobs_retiered
+        self.jobs_refreed += other.jobs_refreed
+
+
+def usage_mark_stale(*, organisation_id: int, months: Iterable[dt.date] | None) -> None:
+    """Record that these months of the organisation (None: all of them) need recomputing."""
+    if months is None:
+        StaleMonth.objects.create(organisation_id=organisation_id, month=None)
+        return
+    StaleMonth.objects.bulk_create(
+        StaleMonth(organisation_id=organisation_id, month=month) for month in sorted(set(months))
+    )
+
+
+def usage_refresh(*, organisation_id: int) -> RecomputeResult | None:
+    """Resolve the organisation's stale marks, if any; costs one query when there are none."""
+    if not StaleMonth.objects.filter(organisation_id=organisation_id).exists():
+        return None
+    with transaction.atomic():
+        # Serialise recomputes of one organisation; writers never wait on this lock.
+        list(Organisation.objects.select_for_update().filter(pk=organisation_id).values_list("pk"))
+        marks = list(StaleMonth.objects.filter(organisation_id=organisation_id).values_list("id", "month"))
+        if not marks:
+            return None
+        months = None if any(month is None for _, month in marks) else {month for _, month in marks}
+        result = _recompute_locked({organisation_id: months})
+        StaleMonth.objects.filter(id__in=[mark_id for mark_id, _ in marks]).delete()
+    return result
+
+
+def usage_refresh_all() -> int:
+    """Resolve every organisation's stale marks; returns how many organisations had some."""
+    organisation_ids = set(StaleMonth.objects.values_list("organisation_id", flat=True).distinct())
+    for organisation_id in sorted(organisation_ids):
+        usage_refresh(organisation_id=organisation_id)
+    return len(organisation_ids)
+
+
+def usage_recompute(
+    *,
+    organisation_ids: Collection[int] | None = None,
+    months: Collection[dt.date] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RecomputeResult:
+    """Reconcile the derived job columns and the stored aggregates with the raw jobs.
+
+    Scope: the given organisations (None: all) and months (None: all). Idempotent: a second run
+    corrects nothing. Stale marks inside the scope are resolved as well.
+    """
+    with transaction.atomic():
+        organisations = Organisation.objects.select_for_update().order_by("pk")
+        if organisation_ids is not None:
+            organisations = organisations.filter(pk__in=organisation_ids)
+        locked = list(organisations.values_list("pk", flat=True))
+        month_set = None if months is None else set(months)
+        scope: dict[int, set[dt.date] | None] = {pk: month_set for pk in locked}
+        marks = StaleMonth.objects.filter(organisation_id__in=locked)
+        if month_set is not None:
+            marks = marks.filter(month__in=month_set)
+        mark_ids = list(marks.values_list("id", flat=True))
+        result = _recompute_locked(scope, whole_table=organisation_ids is None and months is None,
+                                   progress=progress)
+        StaleMonth.objects.filter(id__in=mark_ids).delete()
+    return result
+
+
+def _recompute_locked(
+    scope: dict[int, set[dt.date] | None],
+    *,
+    whole_table: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> RecomputeResult:
+    """The recompute proper; the caller holds the organisations' row locks in a transaction."""
+    result = RecomputeResult(organisations=len(scope))
+    if not scope:
+        return result
+    plans = plans_by_id()
+    standard_id = standard_plan_id()
+    org_rows = Organisation.objects.filter(pk__in=scope).values_list("pk", "plan_id", "free_job_allowance")
+    org_plan = {pk: plans[plan_id or standard_id] for pk, plan_id, _ in org_rows}
+    allowances = {pk: allowance for pk, _, allowance in org_rows}
+
+    # 1. Free flags: a prefix of each organisation's jobs of all time. Months whose flags change
+    #    join the scope, wherever they are.
+    with_free_jobs = set(
+        Job.objects.filter(is_free=True, **({} if whole_table else {"organisation_id__in": scope}))
+        .values_list("organisation_id", flat=True)
+        .distinct()
+    )
+    for organisation_id in sorted(with_free_jobs | {pk for pk, allowance in allowances.items() if allowance}):
+        changed_months, changed_jobs = _sync_free_flags(organisation_id, allowances[organisation_id])
+        result.jobs_refreed += changed_jobs
+        if changed_months and scope[organisation_id] is not None:
+            scope[organisation_id] |= changed_months
+
+    scope_q = None if whole_table else _scope_q(scope)
+
+    # 2. Tiers: ranks only matter in months that reach a second tier; the rest are all tier 1.
+    fresh = _usage_rows(scope_q)
+    jobs_per_month: dict[OrgMonth, int] = defaultdict(int)
+    tiers_seen: dict[OrgMonth, set[int]] = defaultdict(set)
+    for key, values in fresh.items():
+        org_month = (key[0], key[1])
+        jobs_per_month[org_month] += values[0]
+        tiers_seen[org_month].add(key[3])
+    retiered: set[OrgMonth] = set()
+    for done, (org_month, jobs) in enumerate(sorted(jobs_per_month.items()), start=1):
+        changed = _retier_month(*org_month, jobs=jobs, plan=org_plan[org_month[0]],
+                                tiers_seen=tiers_seen[org_month])
+        if changed:
+            retiered.add(org_month)
+            result.jobs_retiered += changed
+        if progress and done % 100 == 0:
+            progress(100)
+    if progress:
+        progress(len(jobs_per_month) % 100)
+    if retiered:
+        retiered_q = _scope_q({org: set() for org, _ in retiered}, pairs=retiered)
+        fresh = {key: values for key, values in fresh.items() if (key[0], key[1]) not in retiered}
+        fresh.update(_usage_rows(retiered_q))
+
+    # 3. Rewrite only the aggregate rows that differ from the fresh ones.
+    result.rows_corrected += _reconcile(MonthlyUsage, USAGE_KEY_FIELDS, USAGE_VALUE_FIELDS, fresh, scope_q)
+    result.rows_corrected += _reconcile(
+        LanguageUsage, LANGUAGE_KEY_FIELDS, LANGUAGE_VALUE_FIELDS, _language_rows(scope_q), scope_q
+    )
+    result.months = len(jobs_per_month)
+    result.touched = set(jobs_per_month)
+    return result
+
+
+def _scope_q(scope: dict[int, set[dt.date] | None], pairs: Iterable[OrgMonth] | None = None) -> Q:
+    """A filter on ``organisation_id``/``month`` (fields every usage table shares) for the scope."""
+    if pairs is not None:
+        by_org: dict[int, set[dt.date]] = defaultdict(set)
+        for organisation_id, month in pairs:
+            by_org[organisation_id].add(month)
+        scope = dict(by_org)
+    whole_orgs = [pk for pk, months in scope.items() if months is None]
+    q = Q(organisation_id__in=whole_orgs) if whole_orgs else Q(pk__in=[])
+    for organisation_id, months in scope.items():
+        if months:
+            q |= Q(organisation_id=organisation_id, month__in=sorted(months))
+    return q
+
+
+def _usage_rows(scope_q: Q | None) -> dict[tuple, tuple]:
+    jobs = Job.objects.all() if scope_q is None else Job.objects.filter(scope_q)
+    rows = (
+        jobs.values(*USAGE_KEY_FIELDS)
+        .annotate(
+            jobs=Count("id"),
+            completed_jobs=Count("id", filter=_COMPLETED),
+            audio_duration_seconds=Sum("audio_duration_seconds"),
+            transcription_tokens=Sum("transcription_tokens"),
+            note_tokens=Sum("note_tokens"),
+        )
+        .order_by()
+        .values_list(*USAGE_KEY_FIELDS, *USAGE_VALUE_FIELDS)
+    )
+    width = len(USAGE_KEY_FIELDS)
+    return {row[:width]: row[width:] for row in rows}
+
+
+def _language_rows(scope_q: Q | None) -> dict[tuple, tuple]:
+    jobs = Job.objects.all() if scope_q is None else Job.objects.filter(scope_q)
+    rows = (
+        jobs.values("organisation_id", "month", "language", "source")
+        .annotate(
+            jobs=Count("id"),
+            completed_jobs=Count("id", filter=_COMPLETED),
+            audio_duration_seconds=Sum("audio_duration_seconds"),
+        )
+        .order_by()
+        .values_list("organisation_id", "month", "language", "source", *LANGUAGE_VALUE_FIELDS)
+    )
+    return {(org, month, language, source == Job.Source.API): values
+            for org, month, language, source, *values in rows}
+
+
+def _reconcile(model, key_fields, value_fields, fresh: dict[tuple, tuple], scope_q: Q | None) -> int:
+    """Make the stored rows of ``model`` in the scope equal ``fresh``; returns rows changed."""
+    stored_rows = model.objects.all() if scope_q is None else model.objects.filter(scope_q)
+    width = len(key_fields)
+    stored = {row[1 : width + 1]: (row[0], row[width + 1 :])
+              for row in stored_rows.values_list("pk", *key_fields, *value_fields)}
+    to_delete = [pk for key, (pk, _) in stored.items() if key not in fresh]
+    to_update, to_create = [], []
+    for key, values in fresh.items():
+        values = tuple(value or 0 for value in values)
+        attributes = dict(zip(key_fields, key, strict=True)) | dict(zip(value_fields, values, strict=True))
+        if key not in stored:
+            to_create.append(model(**attributes))
+        elif stored[key][1] != values:
+            to_update.append(model(pk=stored[key][0], **attributes))
+    if to_delete:
+        model.objects.filter(pk__in=to_delete).delete()
+    if to_update:
+        model.objects.bulk_update(to_update, list(value_fields), batch_size=2000)
+    if to_create:
+        model.objects.bulk_create(to_create, batch_size=2000)
+    return len(to_delete) + len(to_update) + len(to_create)
+
+
+def _sync_free_flags(organisation_id: int, allowance: int) -> tuple[set[dt.date], int]:
+    """Flag exactly the organisation's first ``allowance`` jobs of all time as free."""
+    jobs = Job.objects.filter(organisation_id=organisation_id)
+    if allowance > 0:
+        cutoff = (
+            jobs.order_by("month", "created_at", "id").values_list("created_at", "id")[allowance - 1 : allowance]
+        ).first()
+        if cutoff is None:  # fewer jobs than the allowance: all are free
+            should_be_free = Q()
+        else:
+            should_be_free = Q(created_at__lt=cutoff[0]) | Q(created_at=cutoff[0], id__lte=cutoff[1])
+        to_free = jobs.filter(should_be_free, is_free=False)
+        to_charge = jobs.filter(is_free=True).exclude(should_be_free) if cutoff is not None else jobs.none()
+    else:
+        to_free = jobs.none()
+        to_charge = jobs.filter(is_free=True)
+    months = set(to_free.values_list("month", flat=True).distinct())
+    months |= set(to_charge.values_list("month", flat=True).distinct())
+    if not months:
+        return set(), 0
+    changed = to_free.update(is_free=True) + to_charge.update(is_free=False)
+    return months, changed
+
+
+def _retier_month(
+    organisation_id: int, month: dt.date, *, jobs: int, plan: Plan, tiers_seen: set[int]
+) -> int:
+    """Store on each job of the month the tier of its rank; returns how many jobs changed."""
+    month_jobs = Job.objects.filter(organisation_id=organisation_id, month=month)
+    bands = [(position, tier.first_rank) for position, tier in enumerate(plan.tiers, start=1)
+             if tier.first_rank <= jobs]
+    if len(bands) == 1:
+        # Below the second tier every job is tier 1: nothing to rank.
+        return 0 if tiers_seen <= {1} else month_jobs.exclude(tier=1).update(tier=1)
+    ranked = month_jobs.order_by("created_at", "id").values_list("created_at", "id")
+    changed = 0
+    lower = None
+    for index, (position, _) in enumerate(bands):
+        band = month_jobs
+        if lower is not None:
+            band = band.filter(Q(created_at__gt=lower[0]) | Q(created_at=lower[0], id__gt=lower[1]))
+        upper = None
+        if index + 1 < len(bands):
+            last_rank = bands[index + 1][1] - 1
+            upper = ranked[last_rank - 1 : last_rank].first()
+            if upper is None:  # the month shrank under us; its stale mark will bring us back
+                return changed
+            band = band.filter(Q(created_at__lt=upper[0]) | Q(created_at=upper[0], id__lte=upper[1]))
+        changed += band.exclude(tier=position).update(tier=position)
+        lower = upper
+    return changed
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """A validated job as loaded from the platform, ready to be written."""
+
+    organisation_id: int
+    api_key_id: int | None
+    external_id: str
+    created_at: dt.datetime
+    language: str
+    audio_duration_seconds: int
+    status: str
+    has_transcript: bool
+    has_lrc: bool
+    transcription_tokens: int
+    note_tokens: int
+
+
+@dataclass
+class UpsertResult:
+    created: int = 0
+    updated: int = 0
+    touched: set[OrgMonth] = field(default_factory=set)
+
+
+_UPSERT_FIELDS = [
+    "api_key", "source", "created_at", "month", "language", "audio_duration_seconds", "status",
+    "has_transcript", "has_lrc", "transcription_tokens", "note_tokens",
+]
+
+
+def jobs_upsert(*, jobs: Iterable[JobInput]) -> UpsertResult:
+    """Insert or update jobs by (organisation, external_id), in order, and mark their months stale.
+
+    A job keeps its insertion position when updated; within one call the last version of a
+    duplicated job wins. The caller resolves the marks (``usage_refresh``) when its batch is done.
+    """
+    from .months import month_of
+
+    latest: dict[tuple[int, str], JobInput] = {}
+    for job in jobs:
+        latest[(job.organisation_id, job.external_id)] = job
+    result = UpsertResult()
+    if not latest:
+        return result
+    by_org: dict[int, list[str]] = defaultdict(list)
+    for organisation_id, external_id in latest:
+        by_org[organisation_id].append(external_id)
+    with transaction.atomic():
+        for organisation_id, external_ids in by_org.items():
+            existing = Job.objects.filter(organisation_id=organisation_id, external_id__in=external_ids)
+            for month in existing.values_list("month", flat=True):
+                result.touched.add((organisation_id, month))
+                result.updated += 1
+        Job.objects.bulk_create(
+            [
+                Job(
+                    organisation_id=job.organisation_id,
+                    api_key_id=job.api_key_id,
+                    source=Job.Source.API if job.api_key_id else Job.Source.WEB,
+                    external_id=job.external_id,
+                    created_at=job.created_at,
+                    month=month_of(job.created_at),
+                    language=job.language,
+                    audio_duration_seconds=job.audio_duration_seconds,
+                    status=job.status,
+                    has_transcript=job.has_transcript,
+                    has_lrc=job.has_lrc,
+                    transcription_tokens=job.transcription_tokens,
+                    note_tokens=job.note_tokens,
+                )
+                for job in latest.values()
+            ],
+            update_conflicts=True,
+            unique_fields=["organisation", "external_id"],
+            update_fields=_UPSERT_FIELDS,
+        )
+        result.created = len(latest) - result.updated
+        result.touched.update((job.organisation_id, month_of(job.created_at)) for job in latest.values())
+        _mark_touched(result.touched)
+    return result
+
+
+def job_changed(*, organisation_id: int, months: Iterable[dt.date]) -> None:
+    """Record a single job's edit or deletion (admin) and bring the usage up to date."""
+    usage_mark_stale(organisation_id=organisation_id, months=months)
+    transaction.on_commit(lambda: usage_refresh(organisation_id=organisation_id))
+
+
+def _mark_touched(touched: Iterable[OrgMonth]) -> None:
+    by_org: dict[int, set[dt.date]] = defaultdict(set)
+    for organisation_id, month in touched:
+        by_org[organisation_id].add(month)
+    for organisation_id, months in by_org.items():
+        usage_mark_stale(organisation_id=organisation_id, months=months)
