@@ -399,3 +399,56 @@ def _mark_touched(touched: Iterable[OrgMonth]) -> None:
         by_org[organisation_id].add(month)
     for organisation_id, months in by_org.items():
         usage_mark_stale(organisation_id=organisation_id, months=months)
+
+
+def organisation_free_allowance_set(*, organisation: Organisation, allowance: int) -> Organisation:
+    """Change the free-job allowance; only the months whose free jobs change are recomputed."""
+    if allowance < 0:
+        raise ValueError("the free job allowance cannot be negative")
+    with transaction.atomic():
+        Organisation.objects.filter(pk=organisation.pk).update(free_job_allowance=allowance)
+        organisation.free_job_allowance = allowance
+        months, _ = _sync_free_flags(organisation.pk, allowance)
+        if months:
+            usage_mark_stale(organisation_id=organisation.pk, months=months)
+    usage_refresh(organisation_id=organisation.pk)
+    return organisation
+
+
+def _tier_ladder(plan_id: int | None) -> list[int]:
+    from .models import PricingTier
+
+    plan_id = plan_id or standard_plan_id()
+    return list(PricingTier.objects.filter(plan_id=plan_id).order_by("first_rank").values_list("first_rank", flat=True))
+
+
+def organisation_plan_set(*, organisation: Organisation, plan) -> Organisation:
+    """Move an organisation to another plan (None: standard); re-tiers its jobs if the ranks differ.
+
+    Prices and discounts are applied when usage is read, so a plan whose tier ranks are the same
+    needs no recompute at all.
+    """
+    with transaction.atomic():
+        before = _tier_ladder(organisation.plan_id)
+        organisation.plan = plan
+        Organisation.objects.filter(pk=organisation.pk).update(plan=plan)
+        if _tier_ladder(organisation.plan_id) != before:
+            usage_mark_stale(organisation_id=organisation.pk, months=None)
+    usage_refresh(organisation_id=organisation.pk)
+    return organisation
+
+
+def pricing_plan_tiers_changed(*, plan_id: int) -> int:
+    """Mark every organisation priced by this plan as stale (all months); returns how many.
+
+    Call after the plan's tier ranks changed; organisations are refreshed at their next read or
+    by the nightly run.
+    """
+    from .models import STANDARD_PLAN_NAME, PricingPlan
+
+    organisations = Organisation.objects.filter(plan_id=plan_id)
+    if PricingPlan.objects.filter(pk=plan_id, name=STANDARD_PLAN_NAME).exists():
+        organisations = Organisation.objects.filter(Q(plan_id=plan_id) | Q(plan__isnull=True))
+    organisation_ids = list(organisations.values_list("pk", flat=True))
+    StaleMonth.objects.bulk_create(StaleMonth(organisation_id=pk, month=None) for pk in organisation_ids)
+    return len(organisation_ids)
