@@ -23,7 +23,9 @@ KEY_PREFIX = "upk_"
 LOOKUP_LENGTH = 12
 SECRET_BYTES = 32
 _LOOKUP_ALPHABET = string.ascii_lowercase + string.digits
-_KEY_RE = re.compile(rf"^{KEY_PREFIX}(?P<lookup>[a-z0-9]{{{LOOKUP_LENGTH}}})_(?P<secret>[A-Za-z0-9_-]{{43}})$")
+_KEY_RE = re.compile(
+    rf"^{KEY_PREFIX}(?P<lookup>[a-z0-9]{{{LOOKUP_LENGTH}}})_(?P<secret>[A-Za-z0-9_-]{{43}})$"
+)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ from django.db import models
 from django.db.models import Q
 
 ORG_ID_RE = r"^org_[a-z0-9]+$"
-org_id_validator = RegexValidator(ORG_ID_RE, "An organisation id is 'org_' followed by lowercase letters/digits.")
+org_id_validator = RegexValidator(
+    ORG_ID_RE, "An organisation id is 'org_' followed by lowercase letters/digits."
+)
 
 
 class User(AbstractUser):
@@ -33,13 +35,17 @@ class Organisation(models.Model):
         default=0, help_text="The organisation's first N jobs of all time cost nothing."
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="organisations")
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="organisations"
+    )
 
     class Meta:
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=Q(org_id__regex=ORG_ID_RE), name="organisation_org_id_format"),
-            models.CheckConstraint(condition=Q(free_job_allowance__gte=0), name="organisation_allowance_gte_0"),
+            models.CheckConstraint(
+                condition=Q(free_job_allowance__gte=0), name="organisation_allowance_gte_0"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -35,7 +35,9 @@ def organisation_create(
     return organisation
 
 
-def membership_add(*, organisation: Organisation, user: User, role: str = Membership.Role.MEMBER) -> Membership:
+def membership_add(
+    *, organisation: Organisation, user: User, role: str = Membership.Role.MEMBER
+) -> Membership:
     membership, _ = Membership.objects.update_or_create(
         organisation=organisation, user=user, defaults={"role": role}
     )

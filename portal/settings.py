@@ -19,12 +19,10 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=True)
 
-_LOCAL_SECRET_KEY = "django-insecure-local-development-only-never-use-this-in-production-0123"
+_LOCAL_SECRET_KEY = "django-insecure-local-development-only-never-use-this-in-production-0123"  # noqa: S105
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not DEBUG and (len(SECRET_KEY) < 50 or SECRET_KEY == _LOCAL_SECRET_KEY):
-    raise ImproperlyConfigured(
-        "DEBUG is off: set SECRET_KEY to a random value of at least 50 characters."
-    )
+    raise ImproperlyConfigured("DEBUG is off: set SECRET_KEY to a random value of at least 50 characters.")
 SECRET_KEY = SECRET_KEY or _LOCAL_SECRET_KEY
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])

@@ -91,7 +91,8 @@ class Job(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organisation", "external_id"], name="job_unique_external_id"),
             models.CheckConstraint(
-                condition=Q(status__in=["queued", "processing", "completed", "failed"]), name="job_status_valid"
+                condition=Q(status__in=["queued", "processing", "completed", "failed"]),
+                name="job_status_valid",
             ),
             models.CheckConstraint(
                 condition=Q(audio_duration_seconds__gte=0)
@@ -125,7 +126,9 @@ class MonthlyUsage(models.Model):
 
     organisation = models.ForeignKey("accounts.Organisation", on_delete=models.CASCADE, related_name="+")
     month = models.DateField()
-    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
     tier = models.PositiveSmallIntegerField()
     is_free = models.BooleanField()
     jobs = models.PositiveBigIntegerField()
@@ -150,6 +153,9 @@ class MonthlyUsage(models.Model):
         ]
         indexes = [models.Index(fields=["organisation", "month"], name="monthlyusage_org_month_idx")]
 
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} tier {self.tier}{' free' if self.is_free else ''}: {self.jobs} jobs"
+
 
 class LanguageUsage(models.Model):
     """Stored aggregate: the jobs of one organisation-month in one language, by API or web."""
@@ -170,6 +176,9 @@ class LanguageUsage(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.language}: {self.jobs} jobs"
+
 
 class StaleMonth(models.Model):
     """A mark that an organisation-month (or, with no month, all its months) needs recomputing.
@@ -185,6 +194,9 @@ class StaleMonth(models.Model):
     class Meta:
         indexes = [models.Index(fields=["organisation"], name="stalemonth_org_idx")]
 
+    def __str__(self) -> str:
+        return f"stale {self.month:%Y-%m}" if self.month else "stale (all months)"
+
 
 class ApiCallCount(models.Model):
     """How many authenticated API requests one key made in one UTC month."""
@@ -199,3 +211,6 @@ class ApiCallCount(models.Model):
             models.UniqueConstraint(fields=["api_key", "month"], name="apicallcount_unique_key_month"),
         ]
         indexes = [models.Index(fields=["organisation", "month"], name="apicallcount_org_month_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m}: {self.calls} calls"

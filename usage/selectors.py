@@ -118,15 +118,27 @@ def usage_report(*, organisation: Organisation, start_month: dt.date, end_month:
     """
     usage_refresh(organisation_id=organisation.pk)
     plan = plan_for_organisation(organisation)
-    months = {month: MonthUsage(month=month, tiers=_empty_tiers(plan)) for month in month_range(start_month, end_month)}
+    months = {
+        month: MonthUsage(month=month, tiers=_empty_tiers(plan))
+        for month in month_range(start_month, end_month)
+    }
     totals = Usage(tiers=_empty_tiers(plan))
     web = Usage(tiers=_empty_tiers(plan))
     by_key: dict[int, KeyUsage] = {}
 
     rows = MonthlyUsage.objects.filter(
         organisation=organisation, month__gte=start_month, month__lte=end_month
-    ).values("month", "api_key_id", "tier", "is_free", "jobs", "completed_jobs", "audio_duration_seconds",
-             "transcription_tokens", "note_tokens")
+    ).values(
+        "month",
+        "api_key_id",
+        "tier",
+        "is_free",
+        "jobs",
+        "completed_jobs",
+        "audio_duration_seconds",
+        "transcription_tokens",
+        "note_tokens",
+    )
     for row in rows:
         tier, is_free = min(row["tier"], len(plan.tiers)), row["is_free"]
         if row["api_key_id"] is None:
@@ -205,7 +217,9 @@ def usage_all_time(*, organisation: Organisation) -> AllTimeApiUsage:
     by_language = (
         LanguageUsage.objects.filter(organisation=organisation, via_api=True)
         .values("language")
-        .annotate(jobs_sum=Sum("jobs"), completed_sum=Sum("completed_jobs"), seconds=Sum("audio_duration_seconds"))
+        .annotate(
+            jobs_sum=Sum("jobs"), completed_sum=Sum("completed_jobs"), seconds=Sum("audio_duration_seconds")
+        )
         .order_by()
         .values_list("language", "jobs_sum", "completed_sum", "seconds")
     )
@@ -216,7 +230,9 @@ def usage_all_time(*, organisation: Organisation) -> AllTimeApiUsage:
         total_jobs += jobs
         completed += done
         seconds += duration
-    api_calls = ApiCallCount.objects.filter(organisation=organisation).aggregate(total=Sum("calls"))["total"] or 0
+    api_calls = (
+        ApiCallCount.objects.filter(organisation=organisation).aggregate(total=Sum("calls"))["total"] or 0
+    )
     return AllTimeApiUsage(
         total_jobs=total_jobs,
         completed_jobs=completed,

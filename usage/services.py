@@ -27,7 +27,13 @@ logger = logging.getLogger(__name__)
 
 OrgMonth = tuple[int, dt.date]
 USAGE_KEY_FIELDS = ("organisation_id", "month", "api_key_id", "tier", "is_free")
-USAGE_VALUE_FIELDS = ("jobs", "completed_jobs", "audio_duration_seconds", "transcription_tokens", "note_tokens")
+USAGE_VALUE_FIELDS = (
+    "jobs",
+    "completed_jobs",
+    "audio_duration_seconds",
+    "transcription_tokens",
+    "note_tokens",
+)
 LANGUAGE_KEY_FIELDS = ("organisation_id", "month", "language", "via_api")
 LANGUAGE_VALUE_FIELDS = ("jobs", "completed_jobs", "audio_duration_seconds")
 _COMPLETED = Q(has_transcript=True, has_lrc=True)
@@ -103,13 +109,14 @@ def usage_recompute(
             organisations = organisations.filter(pk__in=organisation_ids)
         locked = list(organisations.values_list("pk", flat=True))
         month_set = None if months is None else set(months)
-        scope: dict[int, set[dt.date] | None] = {pk: month_set for pk in locked}
+        scope: dict[int, set[dt.date] | None] = dict.fromkeys(locked, month_set)
         marks = StaleMonth.objects.filter(organisation_id__in=locked)
         if month_set is not None:
             marks = marks.filter(month__in=month_set)
         mark_ids = list(marks.values_list("id", flat=True))
-        result = _recompute_locked(scope, whole_table=organisation_ids is None and months is None,
-                                   progress=progress)
+        result = _recompute_locked(
+            scope, whole_table=organisation_ids is None and months is None, progress=progress
+        )
         StaleMonth.objects.filter(id__in=mark_ids).delete()
     return result
 
@@ -155,8 +162,9 @@ def _recompute_locked(
         tiers_seen[org_month].add(key[3])
     retiered: set[OrgMonth] = set()
     for done, (org_month, jobs) in enumerate(sorted(jobs_per_month.items()), start=1):
-        changed = _retier_month(*org_month, jobs=jobs, plan=org_plan[org_month[0]],
-                                tiers_seen=tiers_seen[org_month])
+        changed = _retier_month(
+            *org_month, jobs=jobs, plan=org_plan[org_month[0]], tiers_seen=tiers_seen[org_month]
+        )
         if changed:
             retiered.add(org_month)
             result.jobs_retiered += changed
@@ -224,16 +232,20 @@ def _language_rows(scope_q: Q | None) -> dict[tuple, tuple]:
         .order_by()
         .values_list("organisation_id", "month", "language", "source", *LANGUAGE_VALUE_FIELDS)
     )
-    return {(org, month, language, source == Job.Source.API): values
-            for org, month, language, source, *values in rows}
+    return {
+        (org, month, language, source == Job.Source.API): values
+        for org, month, language, source, *values in rows
+    }
 
 
 def _reconcile(model, key_fields, value_fields, fresh: dict[tuple, tuple], scope_q: Q | None) -> int:
     """Make the stored rows of ``model`` in the scope equal ``fresh``; returns rows changed."""
     stored_rows = model.objects.all() if scope_q is None else model.objects.filter(scope_q)
     width = len(key_fields)
-    stored = {row[1 : width + 1]: (row[0], row[width + 1 :])
-              for row in stored_rows.values_list("pk", *key_fields, *value_fields)}
+    stored = {
+        row[1 : width + 1]: (row[0], row[width + 1 :])
+        for row in stored_rows.values_list("pk", *key_fields, *value_fields)
+    }
     to_delete = [pk for key, (pk, _) in stored.items() if key not in fresh]
     to_update, to_create = [], []
     for key, values in fresh.items():
@@ -257,7 +269,9 @@ def _sync_free_flags(organisation_id: int, allowance: int) -> tuple[set[dt.date]
     jobs = Job.objects.filter(organisation_id=organisation_id)
     if allowance > 0:
         cutoff = (
-            jobs.order_by("month", "created_at", "id").values_list("created_at", "id")[allowance - 1 : allowance]
+            jobs.order_by("month", "created_at", "id").values_list("created_at", "id")[
+                allowance - 1 : allowance
+            ]
         ).first()
         if cutoff is None:  # fewer jobs than the allowance: all are free
             should_be_free = Q()
@@ -281,8 +295,11 @@ def _retier_month(
 ) -> int:
     """Store on each job of the month the tier of its rank; returns how many jobs changed."""
     month_jobs = Job.objects.filter(organisation_id=organisation_id, month=month)
-    bands = [(position, tier.first_rank) for position, tier in enumerate(plan.tiers, start=1)
-             if tier.first_rank <= jobs]
+    bands = [
+        (position, tier.first_rank)
+        for position, tier in enumerate(plan.tiers, start=1)
+        if tier.first_rank <= jobs
+    ]
     if len(bands) == 1:
         # Below the second tier every job is tier 1: nothing to rank.
         return 0 if tiers_seen <= {1} else month_jobs.exclude(tier=1).update(tier=1)
@@ -330,8 +347,17 @@ class UpsertResult:
 
 
 _UPSERT_FIELDS = [
-    "api_key", "source", "created_at", "month", "language", "audio_duration_seconds", "status",
-    "has_transcript", "has_lrc", "transcription_tokens", "note_tokens",
+    "api_key",
+    "source",
+    "created_at",
+    "month",
+    "language",
+    "audio_duration_seconds",
+    "status",
+    "has_transcript",
+    "has_lrc",
+    "transcription_tokens",
+    "note_tokens",
 ]
 
 
@@ -387,12 +413,6 @@ def jobs_upsert(*, jobs: Iterable[JobInput]) -> UpsertResult:
     return result
 
 
-def job_changed(*, organisation_id: int, months: Iterable[dt.date]) -> None:
-    """Record a single job's edit or deletion (admin) and bring the usage up to date."""
-    usage_mark_stale(organisation_id=organisation_id, months=months)
-    transaction.on_commit(lambda: usage_refresh(organisation_id=organisation_id))
-
-
 def _mark_touched(touched: Iterable[OrgMonth]) -> None:
     by_org: dict[int, set[dt.date]] = defaultdict(set)
     for organisation_id, month in touched:
@@ -419,7 +439,11 @@ def _tier_ladder(plan_id: int | None) -> list[int]:
     from .models import PricingTier
 
     plan_id = plan_id or standard_plan_id()
-    return list(PricingTier.objects.filter(plan_id=plan_id).order_by("first_rank").values_list("first_rank", flat=True))
+    return list(
+        PricingTier.objects.filter(plan_id=plan_id)
+        .order_by("first_rank")
+        .values_list("first_rank", flat=True)
+    )
 
 
 def organisation_plan_set(*, organisation: Organisation, plan) -> Organisation:
@@ -452,3 +476,31 @@ def pricing_plan_tiers_changed(*, plan_id: int) -> int:
     organisation_ids = list(organisations.values_list("pk", flat=True))
     StaleMonth.objects.bulk_create(StaleMonth(organisation_id=pk, month=None) for pk in organisation_ids)
     return len(organisation_ids)
+
+
+def job_save(*, job: Job) -> Job:
+    """Save a job edited by hand (admin): derive its month and source, validate, refresh usage."""
+    from .months import month_of
+
+    previous_month = Job.objects.filter(pk=job.pk).values_list("month", flat=True).first() if job.pk else None
+    job.month = month_of(job.created_at)
+    job.source = Job.Source.API if job.api_key_id else Job.Source.WEB
+    if job.api_key_id and job.api_key.organisation_id != job.organisation_id:
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError({"api_key": "This key belongs to another organisation."})
+    job.full_clean()
+    with transaction.atomic():
+        job.save()
+        usage_mark_stale(organisation_id=job.organisation_id, months={job.month, previous_month} - {None})
+    usage_refresh(organisation_id=job.organisation_id)
+    return job
+
+
+def job_delete(*, job: Job) -> None:
+    """Delete a job and refresh the usage of its month."""
+    organisation_id, month = job.organisation_id, job.month
+    with transaction.atomic():
+        job.delete()
+        usage_mark_stale(organisation_id=organisation_id, months=[month])
+    usage_refresh(organisation_id=organisation_id)
