@@ -12,6 +12,7 @@ compared in constant time. A fast keyed hash is the right tool here: the secret 
 entropy to be guessed, so a slow password hasher would only cost every request 100 ms.
 """
 
+import base64
 import hashlib
 import hmac
 import re
@@ -69,3 +70,15 @@ def key_matches(plaintext: str, digest: str, *, signing_keys: list[str]) -> bool
     for signing_key in signing_keys:
         matched |= hmac.compare_digest(key_digest(plaintext, signing_key=signing_key), digest)
     return matched
+
+
+def key_from_seed(seed: bytes) -> GeneratedKey:
+    """A key derived deterministically from ``seed`` (used only for the demo data).
+
+    Derived keys are as strong as the seed: ``seed_demo`` derives its demo key from SECRET_KEY, so
+    it can print the same key on every run without ever storing it.
+    """
+    material = hashlib.sha256(b"usage-portal-demo-key:" + seed).digest()
+    lookup = "".join(_LOOKUP_ALPHABET[byte % len(_LOOKUP_ALPHABET)] for byte in material[:LOOKUP_LENGTH])
+    secret = base64.urlsafe_b64encode(hashlib.sha256(material).digest()).decode().rstrip("=")
+    return GeneratedKey(plaintext=f"{KEY_PREFIX}{lookup}_{secret}", lookup=lookup)

@@ -50,9 +50,18 @@ class CreatedKey:
     plaintext: str
 
 
-def api_key_create(*, organisation: Organisation, name: str, created_by: User | None = None) -> CreatedKey:
-    """Create a key and return it with its secret, which is never available again."""
-    generated = keys.generate_key()
+def api_key_create(
+    *,
+    organisation: Organisation,
+    name: str,
+    created_by: User | None = None,
+    generated: keys.GeneratedKey | None = None,
+) -> CreatedKey:
+    """Create a key and return it with its secret, which is never available again.
+
+    ``generated`` is for the demo data only; normally a fresh random key is made.
+    """
+    generated = generated or keys.generate_key()
     api_key = ApiKey(
         organisation=organisation,
         name=name.strip(),

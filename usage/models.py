@@ -214,3 +214,18 @@ class ApiCallCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.month:%Y-%m}: {self.calls} calls"
+
+
+class TaskLock(models.Model):
+    """A named lease that keeps two runs of the same periodic work from overlapping.
+
+    Claimed with a conditional update (works the same on SQLite and PostgreSQL); a lease that
+    outlives a crashed holder simply expires.
+    """
+
+    name = models.CharField(max_length=100, primary_key=True)
+    locked_until = models.DateTimeField()
+    owner = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
