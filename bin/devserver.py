@@ -16,8 +16,19 @@ ADDRESS = os.environ.get("RUN_ADDRESS", "127.0.0.1:8000")
 
 COMMANDS = {
     "web": [PYTHON, "manage.py", "runserver", ADDRESS],
-    "celery": [PYTHON, "-m", "celery", "-A", "portal", "worker", "--beat", "--loglevel=INFO",
-               "--concurrency=1", "--without-mingle", "--without-gossip"],
+    "celery": [
+        PYTHON,
+        "-m",
+        "celery",
+        "-A",
+        "portal",
+        "worker",
+        "--beat",
+        "--loglevel=INFO",
+        "--concurrency=1",
+        "--without-mingle",
+        "--without-gossip",
+    ],
 }
 
 
@@ -28,8 +39,10 @@ def _stop(signum, frame):
 def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
     processes = {name: subprocess.Popen(command, cwd=ROOT) for name, command in COMMANDS.items()}
-    print(f"Usage Portal on http://{ADDRESS}/ (Celery worker and beat running). Ctrl-C stops everything.",
-          flush=True)
+    print(
+        f"Usage Portal on http://{ADDRESS}/ (Celery worker and beat running). Ctrl-C stops everything.",
+        flush=True,
+    )
     exit_code = 0
     try:
         while True:

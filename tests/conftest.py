@@ -12,6 +12,20 @@ from usage.services import JobInput, jobs_upsert, usage_refresh
 _external_ids = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def _standard_plan(request):
+    """Keep the migration's standard plan present even after a transactional test flushed it."""
+    if "django_db_setup" not in request.fixturenames:
+        return
+    from importlib import import_module
+
+    from django.apps import apps
+
+    request.getfixturevalue("_django_db_helper")
+    migration = import_module("usage.migrations.0002_standard_plan")
+    migration.create_standard_plan(apps, None)
+
+
 @pytest.fixture
 def acme(db):
     return organisation_create(name="Acme", org_id="org_acme")
@@ -122,5 +136,10 @@ def run_manage(*args, env=None, input_text=None):
     environment = {**os.environ, "DATABASE_URL": test_database_url(), **(env or {})}
     return subprocess.run(
         [sys.executable, str(root / "manage.py"), *args],
-        cwd=root, env=environment, capture_output=True, text=True, input=input_text, timeout=120,
+        cwd=root,
+        env=environment,
+        capture_output=True,
+        text=True,
+        input=input_text,
+        timeout=120,
     )

@@ -23,8 +23,14 @@ PRODUCTION = {
 def manage(*args, **env):
     environment = {key: value for key, value in os.environ.items() if key not in PRODUCTION}
     environment.update(env)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_debug_off_refuses_to_start_without_a_real_secret_key():
@@ -51,7 +57,9 @@ def test_a_bad_crontab_is_refused_with_a_clear_message():
 
 
 def test_the_beat_schedule_follows_the_variable():
-    code = ("from django.conf import settings; s = settings.CELERY_BEAT_SCHEDULE['nightly-usage-recompute']; "
-            "print(s['task'], s['schedule']._orig_minute, s['schedule']._orig_hour)")
+    code = (
+        "from django.conf import settings; s = settings.CELERY_BEAT_SCHEDULE['nightly-usage-recompute']; "
+        "print(s['task'], s['schedule']._orig_minute, s['schedule']._orig_hour)"
+    )
     result = manage("shell", "--no-imports", "-c", code, USAGE_RECOMPUTE_CRON="15 3 * * *")
     assert result.stdout.split() == ["usage.tasks.recompute_usage", "15", "3"], result.stderr

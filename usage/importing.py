@@ -68,6 +68,20 @@ def _flag(record: dict, name: str) -> bool:
     return value
 
 
+def _moment(raw: object) -> dt.datetime:
+    created_at = None
+    if isinstance(raw, str) and len(raw) > 10:  # a bare date is not a moment
+        try:
+            created_at = dt.datetime.fromisoformat(raw)
+        except ValueError:
+            created_at = parse_datetime(raw) if "T" in raw or " " in raw else None
+    if created_at is None:
+        raise InvalidLine("'created_at' must be an ISO 8601 date-time such as 2025-01-03T10:00:00Z")
+    if created_at.tzinfo is None:
+        return created_at.replace(tzinfo=dt.UTC)
+    return created_at if created_at.tzinfo is dt.UTC else created_at.astimezone(dt.UTC)
+
+
 def parse_job(record: object, *, directory: _Directory, now: dt.datetime) -> JobInput:
     """Validate one decoded line; raises ``InvalidLine`` with the reason."""
     if not isinstance(record, dict):
@@ -80,15 +94,9 @@ def parse_job(record: object, *, directory: _Directory, now: dt.datetime) -> Job
     key_name = _text(record, "api_key", required=False)
     if key_name is not None and key_name not in key_ids:
         raise InvalidLine(f"unknown API key name '{key_name}' for {org_id}")
-    raw_created = record.get("created_at")
-    created_at = parse_datetime(raw_created) if isinstance(raw_created, str) else None
-    if created_at is None:
-        raise InvalidLine("'created_at' must be an ISO 8601 date-time such as 2025-01-03T10:00:00Z")
-    if timezone.is_naive(created_at):
-        created_at = created_at.replace(tzinfo=dt.UTC)
-    created_at = created_at.astimezone(dt.UTC)
+    created_at = _moment(record.get("created_at"))
     if created_at > now + FUTURE_TOLERANCE:
-        raise InvalidLine(f"'created_at' {raw_created} is more than 5 minutes in the future")
+        raise InvalidLine(f"'created_at' {record['created_at']} is more than 5 minutes in the future")
     status = record.get("status")
     if status not in _STATUSES:
         raise InvalidLine(f"unknown status {status!r} (expected one of {', '.join(sorted(_STATUSES))})")

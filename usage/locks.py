@@ -14,7 +14,9 @@ def task_lock_claim(*, name: str, ttl: dt.timedelta) -> str | None:
     """Claim the lease ``name`` for ``ttl``; returns an owner token, or None if someone holds it."""
     now = timezone.now()
     token = uuid.uuid4().hex
-    claimed = TaskLock.objects.filter(name=name, locked_until__lte=now).update(locked_until=now + ttl, owner=token)
+    claimed = TaskLock.objects.filter(name=name, locked_until__lte=now).update(
+        locked_until=now + ttl, owner=token
+    )
     if claimed:
         return token
     try:

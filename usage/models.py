@@ -69,7 +69,10 @@ class Job(models.Model):
         API = "api", "API"
         WEB = "web", "Web"
 
-    organisation = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="jobs")
+    # No index of its own: (organisation, …) leads both the unique and the rank index.
+    organisation = models.ForeignKey(
+        "accounts.Organisation", on_delete=models.PROTECT, related_name="jobs", db_index=False
+    )
     api_key = models.ForeignKey(
         "accounts.ApiKey", on_delete=models.PROTECT, null=True, blank=True, related_name="jobs"
     )

@@ -13,13 +13,15 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 
 from accounts.models import Organisation
 
 from .models import Job, LanguageUsage, MonthlyUsage, StaleMonth
+from .months import month_of
 from .plans import plans_by_id, standard_plan_id
 from .pricing import Plan
 
@@ -258,7 +260,14 @@ def _reconcile(model, key_fields, value_fields, fresh: dict[tuple, tuple], scope
     if to_delete:
         model.objects.filter(pk__in=to_delete).delete()
     if to_update:
-        model.objects.bulk_update(to_update, list(value_fields), batch_size=2000)
+        # One prepared UPDATE per row beats bulk_update's CASE WHEN on both backends.
+        quote = connection.ops.quote_name
+        assignments = ", ".join(f"{quote(name)} = %s" for name in value_fields)
+        statement = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE id = %s"  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                statement, [[getattr(row, name) for name in value_fields] + [row.pk] for row in to_update]
+            )
     if to_create:
         model.objects.bulk_create(to_create, batch_size=2000)
     return len(to_delete) + len(to_update) + len(to_create)
@@ -322,8 +331,7 @@ def _retier_month(
     return changed
 
 
-@dataclass(frozen=True)
-class JobInput:
+class JobInput(NamedTuple):
     """A validated job as loaded from the platform, ready to be written."""
 
     organisation_id: int
@@ -346,9 +354,11 @@ class UpsertResult:
     touched: set[OrgMonth] = field(default_factory=set)
 
 
-_UPSERT_FIELDS = [
-    "api_key",
+_INSERT_COLUMNS = (
+    "organisation_id",
+    "api_key_id",
     "source",
+    "external_id",
     "created_at",
     "month",
     "language",
@@ -358,7 +368,24 @@ _UPSERT_FIELDS = [
     "has_lrc",
     "transcription_tokens",
     "note_tokens",
-]
+    "tier",
+    "is_free",
+)
+# tier and is_free are derived: an update leaves them for the refresh to correct.
+_UPDATE_COLUMNS = _INSERT_COLUMNS[1:2] + _INSERT_COLUMNS[2:3] + _INSERT_COLUMNS[4:13]
+
+
+def _upsert_sql() -> str:
+    table = connection.ops.quote_name(Job._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(column) for column in _INSERT_COLUMNS)
+    placeholders = ", ".join(["%s"] * len(_INSERT_COLUMNS))
+    updates = ", ".join(
+        f"{connection.ops.quote_name(column)} = excluded.{connection.ops.quote_name(column)}"
+        for column in _UPDATE_COLUMNS
+    )
+    # Only identifiers from the model are interpolated; values go through placeholders.
+    statement = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608
+    return statement + f"ON CONFLICT (organisation_id, external_id) DO UPDATE SET {updates}"
 
 
 def jobs_upsert(*, jobs: Iterable[JobInput]) -> UpsertResult:
@@ -366,59 +393,62 @@ def jobs_upsert(*, jobs: Iterable[JobInput]) -> UpsertResult:
 
     A job keeps its insertion position when updated; within one call the last version of a
     duplicated job wins. The caller resolves the marks (``usage_refresh``) when its batch is done.
+    One prepared statement run for every row (the same SQL on SQLite and PostgreSQL) is several
+    times faster than the ORM's ``bulk_create`` here.
     """
-    from .months import month_of
-
     latest: dict[tuple[int, str], JobInput] = {}
     for job in jobs:
         latest[(job.organisation_id, job.external_id)] = job
     result = UpsertResult()
     if not latest:
         return result
-    by_org: dict[int, list[str]] = defaultdict(list)
-    for organisation_id, external_id in latest:
-        by_org[organisation_id].append(external_id)
+    by_org = {organisation_id for organisation_id, _ in latest}
+    adapt_datetime = connection.ops.adapt_datetimefield_value
+    adapt_date = connection.ops.adapt_datefield_value
+    rows = []
+    for job in latest.values():
+        month = month_of(job.created_at)
+        result.touched.add((job.organisation_id, month))
+        rows.append(
+            (
+                job.organisation_id,
+                job.api_key_id,
+                "api" if job.api_key_id else "web",
+                job.external_id,
+                adapt_datetime(job.created_at),
+                adapt_date(month),
+                job.language,
+                job.audio_duration_seconds,
+                job.status,
+                job.has_transcript,
+                job.has_lrc,
+                job.transcription_tokens,
+                job.note_tokens,
+                1,
+                False,
+            )
+        )
     with transaction.atomic():
-        for organisation_id, external_ids in by_org.items():
-            existing = Job.objects.filter(organisation_id=organisation_id, external_id__in=external_ids)
-            for month in existing.values_list("month", flat=True):
+        # One query finds the jobs that exist already (the pairs are matched here), so their
+        # previous months are refreshed too when a job moves.
+        existing = Job.objects.filter(organisation_id__in=by_org, external_id__in=[key[1] for key in latest])
+        for organisation_id, external_id, month in existing.values_list(
+            "organisation_id", "external_id", "month"
+        ):
+            if (organisation_id, external_id) in latest:
                 result.touched.add((organisation_id, month))
                 result.updated += 1
-        Job.objects.bulk_create(
-            [
-                Job(
-                    organisation_id=job.organisation_id,
-                    api_key_id=job.api_key_id,
-                    source=Job.Source.API if job.api_key_id else Job.Source.WEB,
-                    external_id=job.external_id,
-                    created_at=job.created_at,
-                    month=month_of(job.created_at),
-                    language=job.language,
-                    audio_duration_seconds=job.audio_duration_seconds,
-                    status=job.status,
-                    has_transcript=job.has_transcript,
-                    has_lrc=job.has_lrc,
-                    transcription_tokens=job.transcription_tokens,
-                    note_tokens=job.note_tokens,
-                )
-                for job in latest.values()
-            ],
-            update_conflicts=True,
-            unique_fields=["organisation", "external_id"],
-            update_fields=_UPSERT_FIELDS,
-        )
+        with connection.cursor() as cursor:
+            cursor.executemany(_upsert_sql(), rows)
         result.created = len(latest) - result.updated
-        result.touched.update((job.organisation_id, month_of(job.created_at)) for job in latest.values())
         _mark_touched(result.touched)
     return result
 
 
 def _mark_touched(touched: Iterable[OrgMonth]) -> None:
-    by_org: dict[int, set[dt.date]] = defaultdict(set)
-    for organisation_id, month in touched:
-        by_org[organisation_id].add(month)
-    for organisation_id, months in by_org.items():
-        usage_mark_stale(organisation_id=organisation_id, months=months)
+    StaleMonth.objects.bulk_create(
+        StaleMonth(organisation_id=organisation_id, month=month) for organisation_id, month in sorted(touched)
+    )
 
 
 def organisation_free_allowance_set(*, organisation: Organisation, allowance: int) -> Organisation:

@@ -21,8 +21,13 @@ ORGANISATION_LEASE = dt.timedelta(minutes=30)
 _RETRYABLE = (OperationalError, InterfaceError, DatabaseError)
 
 
-@shared_task(name="usage.tasks.recompute_usage", acks_late=True, ignore_result=True,
-             soft_time_limit=300, time_limit=360)
+@shared_task(
+    name="usage.tasks.recompute_usage",
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=300,
+    time_limit=360,
+)
 def recompute_usage() -> int:
     """Dispatch one recompute task per organisation; a run while another dispatches does nothing."""
     with task_lock(name="recompute_usage:dispatch", ttl=DISPATCH_LEASE) as claimed:
@@ -53,12 +58,18 @@ def recompute_organisation_usage(organisation_id: int) -> int:
     """Reconcile one organisation's usage with its raw jobs; idempotent, safe to run twice."""
     with task_lock(name=f"recompute_usage:org:{organisation_id}", ttl=ORGANISATION_LEASE) as claimed:
         if not claimed:
-            logger.info("recompute_usage: organisation %s is being recomputed already; skipped", organisation_id)
+            logger.info(
+                "recompute_usage: organisation %s is being recomputed already; skipped", organisation_id
+            )
             return 0
         result = usage_recompute(organisation_ids=[organisation_id])
     logger.info(
         "recompute_usage: organisation %s: %d month(s), %d aggregate row(s) corrected, "
         "%d job tier(s) and %d free flag(s) fixed",
-        organisation_id, result.months, result.rows_corrected, result.jobs_retiered, result.jobs_refreed,
+        organisation_id,
+        result.months,
+        result.rows_corrected,
+        result.jobs_retiered,
+        result.jobs_refreed,
     )
     return result.rows_corrected

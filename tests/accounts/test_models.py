@@ -19,8 +19,16 @@ def rejected(**kwargs):
 
 
 def job_values(organisation, **overrides):
-    values = dict(organisation=organisation, source="web", external_id="j-1", created_at=at(2025, 1, 3),
-                  month=dt.date(2025, 1, 1), language="Hindi", audio_duration_seconds=1, status="completed")
+    values = {
+        "organisation": organisation,
+        "source": "web",
+        "external_id": "j-1",
+        "created_at": at(2025, 1, 3),
+        "month": dt.date(2025, 1, 1),
+        "language": "Hindi",
+        "audio_duration_seconds": 1,
+        "status": "completed",
+    }
     values.update(overrides)
     return values
 
@@ -71,6 +79,10 @@ def test_pricing_constraints(db):
 
 def test_the_standard_plan_is_created_by_a_migration(db):
     plan = PricingPlan.objects.get(name="standard")
-    assert (plan.per_job_fee, plan.transcription_rate, plan.note_rate) == (Decimal("0"), Decimal("0.01"), Decimal("0.02"))
+    assert (plan.per_job_fee, plan.transcription_rate, plan.note_rate) == (
+        Decimal("0"),
+        Decimal("0.01"),
+        Decimal("0.02"),
+    )
     tiers = list(plan.tiers.order_by("first_rank").values_list("name", "first_rank", "discount_percent"))
     assert tiers == [("tier1", 1, 0), ("tier2", 1001, 10), ("tier3", 10001, 20), ("tier4", 100001, 30)]

@@ -14,7 +14,9 @@ def reference_usage(*, jobs, per_job_fee, transcription_rate, note_rate, tiers, 
     order = sorted(range(len(jobs)), key=lambda index: (jobs[index]["created_at"], index))
     free = set(order[:allowance])
     rank_in_month: dict[dt.date, int] = defaultdict(int)
-    result = defaultdict(lambda: {"jobs": 0, "base": Decimal(0), "final": Decimal(0), "tiers": defaultdict(int)})
+    result = defaultdict(
+        lambda: {"jobs": 0, "base": Decimal(0), "final": Decimal(0), "tiers": defaultdict(int)}
+    )
     for index in order:
         job = jobs[index]
         month = job["created_at"].date().replace(day=1)

@@ -22,10 +22,19 @@ def call(*args):
 
 
 def job_line(**overrides):
-    values = {"org_id": "org_acme", "external_id": "j-1", "api_key": "some api key",
-              "created_at": "2025-01-03T10:00:00Z", "language": "Hindi", "audio_duration_seconds": 312,
-              "status": "completed", "has_transcript": True, "has_lrc": True, "transcription_tokens": 14,
-              "note_tokens": 27}
+    values = {
+        "org_id": "org_acme",
+        "external_id": "j-1",
+        "api_key": "some api key",
+        "created_at": "2025-01-03T10:00:00Z",
+        "language": "Hindi",
+        "audio_duration_seconds": 312,
+        "status": "completed",
+        "has_transcript": True,
+        "has_lrc": True,
+        "transcription_tokens": 14,
+        "note_tokens": 27,
+    }
     values.update(overrides)
     return json.dumps(values)
 
@@ -37,10 +46,16 @@ def write_lines(tmp_path, lines, name="jobs.jsonl"):
 
 
 def test_createorg_prints_the_id_and_honours_every_option(db):
-    out, _ = call("createorg", "Acme Audio", "--org-id", "org_abc123", "--plan", "standard", "--free-jobs", "25")
+    out, _ = call(
+        "createorg", "Acme Audio", "--org-id", "org_abc123", "--plan", "standard", "--free-jobs", "25"
+    )
     assert out.strip() == "org_abc123"
     organisation = Organisation.objects.get(org_id="org_abc123")
-    assert (organisation.name, organisation.plan.name, organisation.free_job_allowance) == ("Acme Audio", "standard", 25)
+    assert (organisation.name, organisation.plan.name, organisation.free_job_allowance) == (
+        "Acme Audio",
+        "standard",
+        25,
+    )
     out, _ = call("createorg", "Random Id")
     assert Organisation.objects.filter(org_id=out.strip(), name="Random Id").exists()
     assert out.strip().startswith("org_")
@@ -112,10 +127,16 @@ def test_every_bad_line_is_reported_with_its_number_and_nothing_is_imported(acme
     assert Job.objects.count() == 0
 
     out, err = call("import_jobs", path, "--skip-invalid")
-    for number, reason in [(2, "not valid JSON"), (3, "unknown organisation 'org_nope'"),
-                           (4, "unknown API key name 'no such key'"), (5, "in the future"),
-                           (6, "'transcription_tokens' must not be negative"), (7, "unknown status 'done'"),
-                           (8, "ISO 8601"), (9, "'audio_duration_seconds' must be a whole number")]:
+    for number, reason in [
+        (2, "not valid JSON"),
+        (3, "unknown organisation 'org_nope'"),
+        (4, "unknown API key name 'no such key'"),
+        (5, "in the future"),
+        (6, "'transcription_tokens' must not be negative"),
+        (7, "unknown status 'done'"),
+        (8, "ISO 8601"),
+        (9, "'audio_duration_seconds' must be a whole number"),
+    ]:
         assert f"line {number}: " in err and reason in err.split(f"line {number}: ")[1].splitlines()[0]
     assert "2 created" in out and "8 invalid line(s) skipped" in out
     assert set(Job.objects.values_list("external_id", flat=True)) == {"ok-1", "ok-11"}
@@ -159,7 +180,10 @@ def test_seed_demo_is_idempotent_and_says_how_to_log_in(db):
 
     out_again, _ = call("seed_demo")
     assert key in out_again
-    assert sorted(Job.objects.values_list("external_id", "created_at", "tier", "is_free", "note_tokens")) == before
+    assert (
+        sorted(Job.objects.values_list("external_id", "created_at", "tier", "is_free", "note_tokens"))
+        == before
+    )
     assert MonthlyUsage.objects.count() == aggregates
 
 

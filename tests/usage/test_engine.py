@@ -29,8 +29,12 @@ _org_numbers = itertools.count(1)
 
 def small_plan():
     plan, created = PricingPlan.objects.get_or_create(
-        name="small", defaults={"per_job_fee": Decimal("0.003"), "transcription_rate": Decimal("0.01"),
-                                "note_rate": Decimal("0.02")}
+        name="small",
+        defaults={
+            "per_job_fee": Decimal("0.003"),
+            "transcription_rate": Decimal("0.01"),
+            "note_rate": Decimal("0.02"),
+        },
     )
     if created:
         PricingTier.objects.bulk_create(
@@ -42,8 +46,14 @@ def small_plan():
 
 # Timestamps from a small set around a year boundary, so ties and month/year edges are common.
 MOMENTS = [
-    at(2024, 12, 31, 23, 59, 59), at(2024, 12, 15), at(2025, 1, 1, 0, 0, 0), at(2025, 1, 1, 0, 0, 0),
-    at(2025, 1, 31, 23, 59, 59), at(2025, 2, 1, 0, 0, 0), at(2025, 2, 14), at(2025, 1, 10),
+    at(2024, 12, 31, 23, 59, 59),
+    at(2024, 12, 15),
+    at(2025, 1, 1, 0, 0, 0),
+    at(2025, 1, 1, 0, 0, 0),
+    at(2025, 1, 31, 23, 59, 59),
+    at(2025, 2, 1, 0, 0, 0),
+    at(2025, 2, 14),
+    at(2025, 1, 10),
 ]
 job_strategy = st.fixed_dictionaries(
     {
@@ -59,10 +69,16 @@ job_strategy = st.fixed_dictionaries(
 def check_against_reference(organisation, keys, jobs, *, allowance):
     plan = PricingPlan.objects.get(name="small")
     expected = reference_usage(
-        jobs=jobs, per_job_fee=plan.per_job_fee, transcription_rate=plan.transcription_rate,
-        note_rate=plan.note_rate, tiers=TIERS, allowance=allowance,
+        jobs=jobs,
+        per_job_fee=plan.per_job_fee,
+        transcription_rate=plan.transcription_rate,
+        note_rate=plan.note_rate,
+        tiers=TIERS,
+        allowance=allowance,
     )
-    report = usage_report(organisation=organisation, start_month=dt.date(2024, 12, 1), end_month=dt.date(2025, 2, 1))
+    report = usage_report(
+        organisation=organisation, start_month=dt.date(2024, 12, 1), end_month=dt.date(2025, 2, 1)
+    )
     for month_usage in report.months:
         rows = {key: value for key, value in expected.items() if key[0] == month_usage.month}
         assert month_usage.jobs == sum(value["jobs"] for value in rows.values())
@@ -86,17 +102,24 @@ def check_against_reference(organisation, keys, jobs, *, allowance):
 
 
 def new_organisation(allowance):
-    organisation = organisation_create(name="Random", org_id=f"org_rand{next(_org_numbers)}", plan=small_plan(),
-                                       free_job_allowance=allowance)
+    organisation = organisation_create(
+        name="Random", org_id=f"org_rand{next(_org_numbers)}", plan=small_plan(), free_job_allowance=allowance
+    )
     keys = {name: api_key_create(organisation=organisation, name=name).api_key for name in ("alpha", "beta")}
     return organisation, keys
 
 
 def write(organisation, keys, jobs, *, batch_size):
     inputs = [
-        make_job(organisation, created_at=job["created_at"], api_key=keys.get(job["key"]), external_id=f"r-{index}",
-                 transcription_tokens=job["transcription_tokens"], note_tokens=job["note_tokens"],
-                 language=job["language"])
+        make_job(
+            organisation,
+            created_at=job["created_at"],
+            api_key=keys.get(job["key"]),
+            external_id=f"r-{index}",
+            transcription_tokens=job["transcription_tokens"],
+            note_tokens=job["note_tokens"],
+            language=job["language"],
+        )
         for index, job in enumerate(jobs)
     ]
     for start in range(0, len(inputs), batch_size):
@@ -105,8 +128,11 @@ def write(organisation, keys, jobs, *, batch_size):
 
 
 @pytest.mark.django_db
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     jobs=st.lists(job_strategy, max_size=24),
     allowance=st.integers(min_value=0, max_value=12),
@@ -119,8 +145,11 @@ def test_aggregates_equal_the_reference_whatever_the_batches(jobs, allowance, ba
 
 
 @pytest.mark.django_db
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     jobs=st.lists(job_strategy, min_size=1, max_size=20),
     moved=st.data(),
@@ -139,8 +168,16 @@ def test_late_and_moved_jobs_keep_aggregates_exact(jobs, moved, allowance):
 
 def test_allowance_and_plan_changes_refresh_the_affected_months(db):
     organisation, keys = new_organisation(0)
-    jobs = [{"created_at": moment, "key": "alpha", "transcription_tokens": 1000, "note_tokens": 0,
-             "language": "Hindi"} for moment in MOMENTS * 2]
+    jobs = [
+        {
+            "created_at": moment,
+            "key": "alpha",
+            "transcription_tokens": 1000,
+            "note_tokens": 0,
+            "language": "Hindi",
+        }
+        for moment in MOMENTS * 2
+    ]
     write(organisation, keys, jobs, batch_size=50)
     organisation_free_allowance_set(organisation=organisation, allowance=7)
     check_against_reference(organisation, keys, jobs, allowance=7)
@@ -149,32 +186,48 @@ def test_allowance_and_plan_changes_refresh_the_affected_months(db):
 
     # Moving to the standard plan: every job is tier1 there, so the stored tiers change too.
     organisation_plan_set(organisation=organisation, plan=None)
-    report = usage_report(organisation=organisation, start_month=dt.date(2025, 1, 1), end_month=dt.date(2025, 1, 1))
+    report = usage_report(
+        organisation=organisation, start_month=dt.date(2025, 1, 1), end_month=dt.date(2025, 1, 1)
+    )
     assert report.months[0].tiers == {"tier1": 8, "tier2": 0, "tier3": 0, "tier4": 0}
     assert set(Job.objects.filter(organisation=organisation).values_list("tier", flat=True)) == {1}
 
 
 def test_changing_a_plans_tier_ranks_marks_its_organisations_stale(db):
     organisation, keys = new_organisation(0)
-    jobs = [{"created_at": at(2025, 1, 1 + day), "key": None, "transcription_tokens": 0, "note_tokens": 0,
-             "language": "Hindi"} for day in range(10)]
+    jobs = [
+        {
+            "created_at": at(2025, 1, 1 + day),
+            "key": None,
+            "transcription_tokens": 0,
+            "note_tokens": 0,
+            "language": "Hindi",
+        }
+        for day in range(10)
+    ]
     write(organisation, keys, jobs, batch_size=50)
     PricingTier.objects.filter(plan__name="small", name="tier2").update(first_rank=6)
     assert pricing_plan_tiers_changed(plan_id=organisation.plan_id) >= 1
     assert StaleMonth.objects.filter(organisation=organisation, month=None).exists()
-    report = usage_report(organisation=organisation, start_month=dt.date(2025, 1, 1), end_month=dt.date(2025, 1, 1))
+    report = usage_report(
+        organisation=organisation, start_month=dt.date(2025, 1, 1), end_month=dt.date(2025, 1, 1)
+    )
     assert report.months[0].tiers == {"tier1": 5, "tier2": 2, "tier3": 3}
     PricingTier.objects.filter(plan__name="small", name="tier2").update(first_rank=4)
 
 
 def usage_rows():
-    rows = MonthlyUsage.objects.values_list("month", "api_key_id", "tier", "is_free", "jobs", "transcription_tokens")
+    rows = MonthlyUsage.objects.values_list(
+        "month", "api_key_id", "tier", "is_free", "jobs", "transcription_tokens"
+    )
     return sorted(rows, key=lambda row: tuple((value is None, value or 0) for value in row))
 
 
 def test_recompute_twice_is_identical_and_repairs_damage(db, acme, acme_key, add_jobs):
-    add_jobs(make_job(acme, created_at=at(2025, 3, day % 28 + 1), api_key=acme_key.api_key if day % 2 else None)
-             for day in range(1200))
+    add_jobs(
+        make_job(acme, created_at=at(2025, 3, day % 28 + 1), api_key=acme_key.api_key if day % 2 else None)
+        for day in range(1200)
+    )
     snapshot = usage_rows()
     assert usage_recompute().rows_corrected == 0
     assert usage_recompute().rows_corrected == 0
@@ -182,10 +235,21 @@ def test_recompute_twice_is_identical_and_repairs_damage(db, acme, acme_key, add
     # A run that died halfway: some rows lost, some wrong, some tiers reset, an extra row.
     MonthlyUsage.objects.filter(tier=2).delete()
     MonthlyUsage.objects.filter(tier=1).update(jobs=1)
-    Job.objects.filter(pk__in=list(Job.objects.filter(tier=2).values_list("pk", flat=True)[:10])).update(tier=1)
+    Job.objects.filter(pk__in=list(Job.objects.filter(tier=2).values_list("pk", flat=True)[:10])).update(
+        tier=1
+    )
     LanguageUsage.objects.all().delete()
-    MonthlyUsage.objects.create(organisation=acme, month=dt.date(2020, 1, 1), tier=1, is_free=False, jobs=5,
-                                completed_jobs=0, audio_duration_seconds=0, transcription_tokens=0, note_tokens=0)
+    MonthlyUsage.objects.create(
+        organisation=acme,
+        month=dt.date(2020, 1, 1),
+        tier=1,
+        is_free=False,
+        jobs=5,
+        completed_jobs=0,
+        audio_duration_seconds=0,
+        transcription_tokens=0,
+        note_tokens=0,
+    )
     result = usage_recompute()
     assert result.rows_corrected > 0
     assert result.jobs_retiered == 10
@@ -204,7 +268,10 @@ def test_a_job_loaded_into_a_closed_month_shows_at_the_next_read(db, acme, acme_
 
 
 def test_reimporting_the_same_jobs_changes_nothing(db, acme, acme_key, add_jobs):
-    jobs = [make_job(acme, created_at=at(2025, 5, 1 + index % 20), api_key=acme_key.api_key) for index in range(50)]
+    jobs = [
+        make_job(acme, created_at=at(2025, 5, 1 + index % 20), api_key=acme_key.api_key)
+        for index in range(50)
+    ]
     add_jobs(jobs)
     before = sorted(Job.objects.values_list("pk", "external_id", "created_at", "tier", "is_free"))
     result = add_jobs(jobs)
@@ -215,17 +282,29 @@ def test_reimporting_the_same_jobs_changes_nothing(db, acme, acme_key, add_jobs)
 def test_report_query_count_does_not_grow_with_jobs(db, acme, globex, django_assert_num_queries, add_jobs):
     small_key = api_key_create(organisation=acme, name="k").api_key
     big_key = api_key_create(organisation=globex, name="k").api_key
-    add_jobs(make_job(acme, created_at=at(2025, 1 + index % 12, 1 + index % 27), api_key=small_key)
-             for index in range(10))
-    add_jobs(make_job(globex, created_at=at(2025, 1 + index % 12, 1 + index % 27, index % 24),
-                      api_key=big_key if index % 3 else None, language=["Hindi", "Tamil"][index % 2])
-             for index in range(10_000))
+    add_jobs(
+        make_job(acme, created_at=at(2025, 1 + index % 12, 1 + index % 27), api_key=small_key)
+        for index in range(10)
+    )
+    add_jobs(
+        make_job(
+            globex,
+            created_at=at(2025, 1 + index % 12, 1 + index % 27, index % 24),
+            api_key=big_key if index % 3 else None,
+            language=["Hindi", "Tamil"][index % 2],
+        )
+        for index in range(10_000)
+    )
     counts = []
     for organisation in (acme, globex):
         with django_assert_num_queries(7) as context:
-            usage_report(organisation=organisation, start_month=dt.date(2025, 1, 1), end_month=dt.date(2025, 12, 1))
+            usage_report(
+                organisation=organisation, start_month=dt.date(2025, 1, 1), end_month=dt.date(2025, 12, 1)
+            )
         counts.append(len(context.captured_queries))
     assert counts[0] == counts[1]
-    report = usage_report(organisation=globex, start_month=dt.date(2025, 1, 1), end_month=dt.date(2025, 12, 1))
+    report = usage_report(
+        organisation=globex, start_month=dt.date(2025, 1, 1), end_month=dt.date(2025, 12, 1)
+    )
     assert report.totals.jobs == 10_000
     assert report.totals.tiers["tier1"] == 10_000  # 834 jobs a month never leave tier1

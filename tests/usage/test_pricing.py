@@ -50,7 +50,11 @@ def test_presentation_rounds_half_up():
 
 def test_month_segments_split_at_tiers_and_the_free_prefix():
     segments = pricing.month_segments(STANDARD, jobs=1500, free_jobs=1200)
-    assert [(s.tier, s.is_free, s.jobs) for s in segments] == [(1, True, 1000), (2, True, 200), (2, False, 300)]
+    assert [(s.tier, s.is_free, s.jobs) for s in segments] == [
+        (1, True, 1000),
+        (2, True, 200),
+        (2, False, 300),
+    ]
 
 
 def test_free_jobs_spill_over_months_in_order():

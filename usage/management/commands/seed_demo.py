@@ -57,7 +57,9 @@ def _jobs_for(organisation: Organisation, key_ids: list[int], now: dt.datetime) 
 
 
 class Command(BaseCommand):
-    help = "Create a demo organisation with users, keys and a year of jobs (idempotent), and say how to log in."
+    help = (
+        "Create a demo organisation with users, keys and a year of jobs (idempotent), and say how to log in."
+    )
 
     def handle(self, *args, **options):
         now = timezone.now()
@@ -76,7 +78,9 @@ class Command(BaseCommand):
                 api_key = ApiKey.objects.filter(organisation=organisation, name=name).first()
                 if api_key is None:
                     generated = demo_key if name == DEMO_KEYS[0] else None
-                    api_key = api_key_create(organisation=organisation, name=name, generated=generated).api_key
+                    api_key = api_key_create(
+                        organisation=organisation, name=name, generated=generated
+                    ).api_key
                 key_ids.append(api_key.pk)
             jobs = _jobs_for(organisation, key_ids, now)
             for start in range(0, len(jobs), 2000):
@@ -91,13 +95,21 @@ class Command(BaseCommand):
                     )
         usage_refresh(organisation_id=organisation.pk)
         production = ApiKey.objects.get(organisation=organisation, name=DEMO_KEYS[0])
-        self.stdout.write(f"Demo organisation: {organisation.name} ({organisation.org_id}), {len(jobs)} jobs.")
-        self.stdout.write(f"Log in at http://127.0.0.1:8000/accounts/login/ as demo-owner or demo-member, "
-                          f"password {DEMO_PASSWORD}")
+        self.stdout.write(
+            f"Demo organisation: {organisation.name} ({organisation.org_id}), {len(jobs)} jobs."
+        )
+        self.stdout.write(
+            f"Log in at http://127.0.0.1:8000/accounts/login/ as demo-owner or demo-member, "
+            f"password {DEMO_PASSWORD}"
+        )
         if keys.key_matches(demo_key.plaintext, production.digest, signing_keys=[settings.SECRET_KEY]):
             self.stdout.write(f"Demo API key ({production.name}): {demo_key.plaintext}")
-            self.stdout.write(f'Try: curl -H "Authorization: Bearer {demo_key.plaintext}" '
-                              "http://127.0.0.1:8000/api/v1/usage")
+            self.stdout.write(
+                f'Try: curl -H "Authorization: Bearer {demo_key.plaintext}" '
+                "http://127.0.0.1:8000/api/v1/usage"
+            )
         else:
-            self.stdout.write("The demo API key was made with another SECRET_KEY; create a new one with "
-                              f"'manage.py createapikey {DEMO_ORG_ID} NAME'.")
+            self.stdout.write(
+                "The demo API key was made with another SECRET_KEY; create a new one with "
+                f"'manage.py createapikey {DEMO_ORG_ID} NAME'."
+            )
