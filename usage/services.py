@@ -23,7 +23,7 @@ from accounts.models import Organisation
 from .models import Job, LanguageUsage, MonthlyUsage, StaleMonth
 from .months import month_of
 from .plans import plans_by_id, standard_plan_id
-from .pricing import Plan
+from .pricing import Plan, month_segments
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def usage_recompute(
             marks = marks.filter(month__in=month_set)
         mark_ids = list(marks.values_list("id", flat=True))
         result = _recompute_locked(
-            scope, whole_table=organisation_ids is None and months is None, progress=progress
+            scope, whole_table=organisation_ids is None and months is None, force=False, progress=progress
         )
         StaleMonth.objects.filter(id__in=mark_ids).delete()
     return result
@@ -127,9 +127,16 @@ def _recompute_locked(
     scope: dict[int, set[dt.date] | None],
     *,
     whole_table: bool = False,
+    force: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> RecomputeResult:
-    """The recompute proper; the caller holds the organisations' row locks in a transaction."""
+    """The recompute proper; the caller holds the organisations' row locks in a transaction.
+
+    ``force`` (after writes): re-derive the free flags of every organisation with an allowance
+    and re-rank every month in scope that reaches a second tier, since jobs may have moved.
+    Without it (the reconcile): trust a month whose tier counts match its plan's bands, and an
+    organisation whose free count matches its allowance; re-derive only the others.
+    """
     result = RecomputeResult(organisations=len(scope))
     if not scope:
         return result
@@ -138,48 +145,67 @@ def _recompute_locked(
     org_rows = Organisation.objects.filter(pk__in=scope).values_list("pk", "plan_id", "free_job_allowance")
     org_plan = {pk: plans[plan_id or standard_id] for pk, plan_id, _ in org_rows}
     allowances = {pk: allowance for pk, _, allowance in org_rows}
+    redo: set[OrgMonth] = set()
 
-    # 1. Free flags: a prefix of each organisation's jobs of all time. Months whose flags change
-    #    join the scope, wherever they are.
-    with_free_jobs = set(
-        Job.objects.filter(is_free=True, **({} if whole_table else {"organisation_id__in": scope}))
-        .values_list("organisation_id", flat=True)
-        .distinct()
-    )
-    for organisation_id in sorted(with_free_jobs | {pk for pk, allowance in allowances.items() if allowance}):
+    def sync_free(organisation_id: int) -> None:
         changed_months, changed_jobs = _sync_free_flags(organisation_id, allowances[organisation_id])
         result.jobs_refreed += changed_jobs
-        if changed_months and scope[organisation_id] is not None:
-            scope[organisation_id] |= changed_months
+        redo.update((organisation_id, month) for month in changed_months)
+
+    # 1. Free flags are a prefix of each organisation's jobs of all time.
+    if force:
+        with_free_jobs = set(
+            Job.objects.filter(is_free=True, organisation_id__in=scope)
+            .values_list("organisation_id", flat=True)
+            .distinct()
+        )
+        with_allowance = {pk for pk, allowance in allowances.items() if allowance}
+        for organisation_id in sorted(with_free_jobs | with_allowance):
+            sync_free(organisation_id)
 
     scope_q = None if whole_table else _scope_q(scope)
-
-    # 2. Tiers: ranks only matter in months that reach a second tier; the rest are all tier 1.
     fresh = _usage_rows(scope_q)
     jobs_per_month: dict[OrgMonth, int] = defaultdict(int)
-    tiers_seen: dict[OrgMonth, set[int]] = defaultdict(set)
+    tier_counts: dict[OrgMonth, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    free_per_org: dict[int, int] = defaultdict(int)
     for key, values in fresh.items():
         org_month = (key[0], key[1])
         jobs_per_month[org_month] += values[0]
-        tiers_seen[org_month].add(key[3])
-    retiered: set[OrgMonth] = set()
+        tier_counts[org_month][key[3]] += values[0]
+        if key[4]:
+            free_per_org[key[0]] += values[0]
+
+    if not force and all(months is None for months in scope.values()):
+        # Counts settle the free flags only when the scope holds every month of the organisation.
+        jobs_per_org: dict[int, int] = defaultdict(int)
+        for (organisation_id, _), jobs in jobs_per_month.items():
+            jobs_per_org[organisation_id] += jobs
+        for organisation_id in sorted(scope):
+            expected_free = min(allowances[organisation_id], jobs_per_org[organisation_id])
+            if free_per_org[organisation_id] != expected_free:
+                sync_free(organisation_id)
+
+    # 2. Tiers: ranks only matter in months that reach a second tier; the rest are all tier 1.
     for done, (org_month, jobs) in enumerate(sorted(jobs_per_month.items()), start=1):
-        changed = _retier_month(
-            *org_month, jobs=jobs, plan=org_plan[org_month[0]], tiers_seen=tiers_seen[org_month]
-        )
-        if changed:
-            retiered.add(org_month)
-            result.jobs_retiered += changed
+        plan = org_plan[org_month[0]]
+        if force or dict(tier_counts[org_month]) != _expected_tier_counts(plan, jobs):
+            changed = _retier_month(*org_month, jobs=jobs, plan=plan, tiers_seen=set(tier_counts[org_month]))
+            if changed:
+                redo.add(org_month)
+                result.jobs_retiered += changed
         if progress and done % 100 == 0:
             progress(100)
     if progress:
         progress(len(jobs_per_month) % 100)
-    if retiered:
-        retiered_q = _scope_q({org: set() for org, _ in retiered}, pairs=retiered)
-        fresh = {key: values for key, values in fresh.items() if (key[0], key[1]) not in retiered}
-        fresh.update(_usage_rows(retiered_q))
 
-    # 3. Rewrite only the aggregate rows that differ from the fresh ones.
+    # 3. Months whose derived columns changed are aggregated again, then only the stored rows
+    #    that differ from the fresh ones are rewritten.
+    if redo:
+        redo_q = _scope_q({}, pairs=redo)
+        fresh = {key: values for key, values in fresh.items() if (key[0], key[1]) not in redo}
+        fresh.update(_usage_rows(redo_q))
+        if scope_q is not None:
+            scope_q |= redo_q
     result.rows_corrected += _reconcile(MonthlyUsage, USAGE_KEY_FIELDS, USAGE_VALUE_FIELDS, fresh, scope_q)
     result.rows_corrected += _reconcile(
         LanguageUsage, LANGUAGE_KEY_FIELDS, LANGUAGE_VALUE_FIELDS, _language_rows(scope_q), scope_q
@@ -187,6 +213,13 @@ def _recompute_locked(
     result.months = len(jobs_per_month)
     result.touched = set(jobs_per_month)
     return result
+
+
+def _expected_tier_counts(plan: Plan, jobs: int) -> dict[int, int]:
+    counts: dict[int, int] = defaultdict(int)
+    for segment in month_segments(plan, jobs=jobs, free_jobs=0):
+        counts[segment.tier] += segment.jobs
+    return dict(counts)
 
 
 def _scope_q(scope: dict[int, set[dt.date] | None], pairs: Iterable[OrgMonth] | None = None) -> Q:
