@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Q
 
 from accounts.models import Organisation
 
-from .models import Job, LanguageUsage, MonthlyUsage, StaleMonth
+from . import aggregation
+from .models import Job, StaleMonth
 from .months import month_of
 from .plans import plans_by_id, standard_plan_id
 from .pricing import Plan, month_segments
@@ -50,7 +51,6 @@ class RecomputeResult:
     rows_corrected: int = 0
     jobs_retiered: int = 0
     jobs_refreed: int = 0
-    touched: set[OrgMonth] = field(default_factory=set, repr=False)
 
     def merge(self, other: "RecomputeResult") -> None:
         self.organisations += other.organisations
@@ -163,55 +163,51 @@ def _recompute_locked(
         for organisation_id in sorted(with_free_jobs | with_allowance):
             sync_free(organisation_id)
 
-    scope_q = None if whole_table else _scope_q(scope)
-    fresh = _usage_rows(scope_q)
-    jobs_per_month: dict[OrgMonth, int] = defaultdict(int)
-    tier_counts: dict[OrgMonth, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    free_per_org: dict[int, int] = defaultdict(int)
-    for key, values in fresh.items():
-        org_month = (key[0], key[1])
-        jobs_per_month[org_month] += values[0]
-        tier_counts[org_month][key[3]] += values[0]
-        if key[4]:
-            free_per_org[key[0]] += values[0]
+    base_scope = aggregation.Scope(everything=True) if whole_table else aggregation.Scope.of(scope)
+    second_tiers = [plan.tiers[1].first_rank for plan in org_plan.values() if len(plan.tiers) > 1]
+    second_tier_from = min(second_tiers, default=None)
 
-    if not force and all(months is None for months in scope.values()):
-        # Counts settle the free flags only when the scope holds every month of the organisation.
-        jobs_per_org: dict[int, int] = defaultdict(int)
-        for (organisation_id, _), jobs in jobs_per_month.items():
-            jobs_per_org[organisation_id] += jobs
-        for organisation_id in sorted(scope):
-            expected_free = min(allowances[organisation_id], jobs_per_org[organisation_id])
-            if free_per_org[organisation_id] != expected_free:
+    def retier(org_month: OrgMonth, jobs: int, tiers: Iterable[int]) -> None:
+        changed = _retier_month(*org_month, jobs=jobs, plan=org_plan[org_month[0]], tiers_seen=set(tiers))
+        if changed:
+            redo.add(org_month)
+            result.jobs_retiered += changed
+
+    if force:
+        # 2. After writes, rank again every month in scope that reaches a second tier.
+        for organisation_id, month, jobs, tiers in aggregation.job_month_counts(base_scope):
+            retier((organisation_id, month), jobs, tiers)
+        usage_scope = base_scope.union(aggregation.Scope.of_pairs(redo)) if redo else base_scope
+        result.rows_corrected = aggregation.stored_reconcile(
+            usage_scope=usage_scope, language_scope=base_scope
+        )
+    else:
+        # 2. The reconcile: first make the aggregates equal the jobs' grouping, then use them to
+        #    find the few months whose stored tiers or free flags disagree with the rules.
+        result.rows_corrected = aggregation.stored_reconcile(
+            usage_scope=base_scope, language_scope=base_scope
+        )
+        if progress:
+            progress(1)
+        if all(months is None for months in scope.values()):
+            for organisation_id in aggregation.stored_wrong_free_counts(base_scope):
                 sync_free(organisation_id)
-
-    # 2. Tiers: ranks only matter in months that reach a second tier; the rest are all tier 1.
-    for done, (org_month, jobs) in enumerate(sorted(jobs_per_month.items()), start=1):
-        plan = org_plan[org_month[0]]
-        if force or dict(tier_counts[org_month]) != _expected_tier_counts(plan, jobs):
-            changed = _retier_month(*org_month, jobs=jobs, plan=plan, tiers_seen=set(tier_counts[org_month]))
-            if changed:
-                redo.add(org_month)
-                result.jobs_retiered += changed
-        if progress and done % 100 == 0:
-            progress(100)
+        tier_counts: dict[OrgMonth, dict[int, int]] = defaultdict(dict)
+        for organisation_id, month, tier, jobs in aggregation.stored_tier_counts(
+            base_scope, second_tier_from=second_tier_from
+        ):
+            tier_counts[(organisation_id, month)][tier] = jobs
+        for org_month, counts in sorted(tier_counts.items()):
+            jobs = sum(counts.values())
+            if counts != _expected_tier_counts(org_plan[org_month[0]], jobs):
+                retier(org_month, jobs, counts)
+        if redo:
+            result.rows_corrected += aggregation.stored_reconcile(
+                usage_scope=aggregation.Scope.of_pairs(redo)
+            )
     if progress:
-        progress(len(jobs_per_month) % 100)
-
-    # 3. Months whose derived columns changed are aggregated again, then only the stored rows
-    #    that differ from the fresh ones are rewritten.
-    if redo:
-        redo_q = _scope_q({}, pairs=redo)
-        fresh = {key: values for key, values in fresh.items() if (key[0], key[1]) not in redo}
-        fresh.update(_usage_rows(redo_q))
-        if scope_q is not None:
-            scope_q |= redo_q
-    result.rows_corrected += _reconcile(MonthlyUsage, USAGE_KEY_FIELDS, USAGE_VALUE_FIELDS, fresh, scope_q)
-    result.rows_corrected += _reconcile(
-        LanguageUsage, LANGUAGE_KEY_FIELDS, LANGUAGE_VALUE_FIELDS, _language_rows(scope_q), scope_q
-    )
-    result.months = len(jobs_per_month)
-    result.touched = set(jobs_per_month)
+        progress(1)
+    result.months = aggregation.stored_month_count(base_scope)
     return result
 
 
@@ -220,90 +216,6 @@ def _expected_tier_counts(plan: Plan, jobs: int) -> dict[int, int]:
     for segment in month_segments(plan, jobs=jobs, free_jobs=0):
         counts[segment.tier] += segment.jobs
     return dict(counts)
-
-
-def _scope_q(scope: dict[int, set[dt.date] | None], pairs: Iterable[OrgMonth] | None = None) -> Q:
-    """A filter on ``organisation_id``/``month`` (fields every usage table shares) for the scope."""
-    if pairs is not None:
-        by_org: dict[int, set[dt.date]] = defaultdict(set)
-        for organisation_id, month in pairs:
-            by_org[organisation_id].add(month)
-        scope = dict(by_org)
-    whole_orgs = [pk for pk, months in scope.items() if months is None]
-    q = Q(organisation_id__in=whole_orgs) if whole_orgs else Q(pk__in=[])
-    for organisation_id, months in scope.items():
-        if months:
-            q |= Q(organisation_id=organisation_id, month__in=sorted(months))
-    return q
-
-
-def _usage_rows(scope_q: Q | None) -> dict[tuple, tuple]:
-    jobs = Job.objects.all() if scope_q is None else Job.objects.filter(scope_q)
-    rows = (
-        jobs.values(*USAGE_KEY_FIELDS)
-        .annotate(
-            jobs=Count("id"),
-            completed_jobs=Count("id", filter=_COMPLETED),
-            audio_duration_seconds=Sum("audio_duration_seconds"),
-            transcription_tokens=Sum("transcription_tokens"),
-            note_tokens=Sum("note_tokens"),
-        )
-        .order_by()
-        .values_list(*USAGE_KEY_FIELDS, *USAGE_VALUE_FIELDS)
-    )
-    width = len(USAGE_KEY_FIELDS)
-    return {row[:width]: row[width:] for row in rows}
-
-
-def _language_rows(scope_q: Q | None) -> dict[tuple, tuple]:
-    jobs = Job.objects.all() if scope_q is None else Job.objects.filter(scope_q)
-    rows = (
-        jobs.values("organisation_id", "month", "language", "source")
-        .annotate(
-            jobs=Count("id"),
-            completed_jobs=Count("id", filter=_COMPLETED),
-            audio_duration_seconds=Sum("audio_duration_seconds"),
-        )
-        .order_by()
-        .values_list("organisation_id", "month", "language", "source", *LANGUAGE_VALUE_FIELDS)
-    )
-    return {
-        (org, month, language, source == Job.Source.API): values
-        for org, month, language, source, *values in rows
-    }
-
-
-def _reconcile(model, key_fields, value_fields, fresh: dict[tuple, tuple], scope_q: Q | None) -> int:
-    """Make the stored rows of ``model`` in the scope equal ``fresh``; returns rows changed."""
-    stored_rows = model.objects.all() if scope_q is None else model.objects.filter(scope_q)
-    width = len(key_fields)
-    stored = {
-        row[1 : width + 1]: (row[0], row[width + 1 :])
-        for row in stored_rows.values_list("pk", *key_fields, *value_fields)
-    }
-    to_delete = [pk for key, (pk, _) in stored.items() if key not in fresh]
-    to_update, to_create = [], []
-    for key, values in fresh.items():
-        values = tuple(value or 0 for value in values)
-        attributes = dict(zip(key_fields, key, strict=True)) | dict(zip(value_fields, values, strict=True))
-        if key not in stored:
-            to_create.append(model(**attributes))
-        elif stored[key][1] != values:
-            to_update.append(model(pk=stored[key][0], **attributes))
-    if to_delete:
-        model.objects.filter(pk__in=to_delete).delete()
-    if to_update:
-        # One prepared UPDATE per row beats bulk_update's CASE WHEN on both backends.
-        quote = connection.ops.quote_name
-        assignments = ", ".join(f"{quote(name)} = %s" for name in value_fields)
-        statement = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE id = %s"  # noqa: S608
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                statement, [[getattr(row, name) for name in value_fields] + [row.pk] for row in to_update]
-            )
-    if to_create:
-        model.objects.bulk_create(to_create, batch_size=2000)
-    return len(to_delete) + len(to_update) + len(to_create)
 
 
 def _sync_free_flags(organisation_id: int, allowance: int) -> tuple[set[dt.date], int]:

@@ -1,0 +1,280 @@
+"""Building the stored aggregates from the raw jobs, set-based, inside the database.
+
+The jobs are grouped and compared with the stored rows in the database; only the rows that differ
+come back to Python, which deletes, updates or inserts exactly those. A reconcile that finds
+nothing to correct therefore moves no rows and writes nothing.
+"""
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import connection
+
+from accounts.models import Organisation
+
+from .models import Job, LanguageUsage, MonthlyUsage
+
+OrgMonth = tuple[int, dt.date]
+
+_USAGE_KEYS = ("organisation_id", "month", "api_key_id", "tier", "is_free")
+_USAGE_VALUES = ("jobs", "completed_jobs", "audio_duration_seconds", "transcription_tokens", "note_tokens")
+_LANGUAGE_KEYS = ("organisation_id", "month", "language", "via_api")
+_LANGUAGE_VALUES = ("jobs", "completed_jobs", "audio_duration_seconds")
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which organisation-months a recompute covers: all of them, or a list of conditions.
+
+    ``whole_orgs`` covers every month of those organisations; ``months`` some months of others.
+    """
+
+    everything: bool = False
+    whole_orgs: tuple[int, ...] = ()
+    months: tuple[tuple[int, tuple[dt.date, ...]], ...] = ()
+
+    @classmethod
+    def of(cls, scope: dict[int, set[dt.date] | None]) -> "Scope":
+        return cls(
+            whole_orgs=tuple(sorted(pk for pk, months in scope.items() if months is None)),
+            months=tuple(sorted((pk, tuple(sorted(months))) for pk, months in scope.items() if months)),
+        )
+
+    @classmethod
+    def of_pairs(cls, pairs: Iterable[OrgMonth]) -> "Scope":
+        by_org: dict[int, set[dt.date]] = {}
+        for organisation_id, month in pairs:
+            by_org.setdefault(organisation_id, set()).add(month)
+        return cls.of(by_org)
+
+    def union(self, other: "Scope") -> "Scope":
+        if self.everything or other.everything:
+            return Scope(everything=True)
+        return Scope(whole_orgs=self.whole_orgs + other.whole_orgs, months=self.months + other.months)
+
+    def sql(self, alias: str) -> tuple[str, list]:
+        """A condition on ``alias.organisation_id`` and ``alias.month``, with its parameters."""
+        if self.everything:
+            return "1 = 1", []
+        adapt = connection.ops.adapt_datefield_value
+        parts, params = [], []
+        if self.whole_orgs:
+            parts.append(f"{alias}.organisation_id IN ({', '.join(['%s'] * len(self.whole_orgs))})")
+            params.extend(self.whole_orgs)
+        for organisation_id, months in self.months:
+            parts.append(
+                f"({alias}.organisation_id = %s AND {alias}.month IN ({', '.join(['%s'] * len(months))}))"
+            )
+            params.append(organisation_id)
+            params.extend(adapt(month) for month in months)
+        return ("(" + " OR ".join(parts) + ")") if parts else "1 = 0", params
+
+
+def _execute(sql: str, params: list | None = None) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or [])
+        return cursor.rowcount
+
+
+def _fetch(sql: str, params: list | None = None) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or [])
+        return cursor.fetchall()
+
+
+def _usage_select(scope: Scope) -> tuple[str, list]:
+    where, params = scope.sql("j")
+    select = f"""
+        SELECT j.organisation_id, j.month, COALESCE(j.api_key_id, 0) AS api_key_id, j.tier, j.is_free,
+               COUNT(*) AS jobs,
+               SUM(CASE WHEN j.has_transcript AND j.has_lrc THEN 1 ELSE 0 END) AS completed_jobs,
+               CAST(SUM(j.audio_duration_seconds) AS BIGINT) AS audio_duration_seconds,
+               CAST(SUM(j.transcription_tokens) AS BIGINT) AS transcription_tokens,
+               CAST(SUM(j.note_tokens) AS BIGINT) AS note_tokens
+        FROM {_q(Job._meta.db_table)} j
+        WHERE {where}
+        GROUP BY j.organisation_id, j.month, COALESCE(j.api_key_id, 0), j.tier, j.is_free
+    """
+    return select, params
+
+
+def _language_select(scope: Scope) -> tuple[str, list]:
+    where, params = scope.sql("j")
+    select = f"""
+        SELECT j.organisation_id, j.month, j.language, (j.source = 'api') AS via_api,
+               COUNT(*) AS jobs,
+               SUM(CASE WHEN j.has_transcript AND j.has_lrc THEN 1 ELSE 0 END) AS completed_jobs,
+               CAST(SUM(j.audio_duration_seconds) AS BIGINT) AS audio_duration_seconds
+        FROM {_q(Job._meta.db_table)} j
+        WHERE {where}
+        GROUP BY j.organisation_id, j.month, j.language, (j.source = 'api')
+    """
+    return select, params
+
+
+def _fresh_select(kind: str, scope: Scope) -> tuple[str, list]:
+    return _usage_select(scope) if kind == "usage" else _language_select(scope)
+
+
+_TABLES = {
+    "usage": (MonthlyUsage, _USAGE_KEYS, _USAGE_VALUES),
+    "language": (LanguageUsage, _LANGUAGE_KEYS, _LANGUAGE_VALUES),
+}
+
+
+def _diff_rows(kind: str, scope: Scope) -> list[tuple]:
+    """Rows (stored id or None, fresh keys and values or Nones) where stored and fresh differ."""
+    model, keys, values = _TABLES[kind]
+    table = _q(model._meta.db_table)
+    fresh_sql, fresh_params = _fresh_select(kind, scope)
+    stored_where, stored_params = scope.sql("s")
+    match = " AND ".join(
+        f"COALESCE(s.{key}, 0) = f.{key}" if key == "api_key_id" else f"s.{key} = f.{key}" for key in keys
+    )
+    differs = " OR ".join(f"s.{value} <> f.{value}" for value in values)
+    fresh_columns = ", ".join(f"f.{column}" for column in (*keys, *values))
+    if connection.vendor == "postgresql":
+        # One pass: the grouping feeds a hash full join, and only differences come back.
+        sql = (
+            f"SELECT s.id, {fresh_columns} FROM ({fresh_sql}) f "
+            f"FULL JOIN (SELECT * FROM {table} s WHERE {stored_where}) s ON {match} "
+            f"WHERE s.id IS NULL OR f.organisation_id IS NULL OR {differs}"
+        )
+        return _fetch(sql, fresh_params + stored_params)
+    # Elsewhere (SQLite, any 3.x version): group once into a temporary table, then the two
+    # halves of the full join.
+    fresh = f"usage_fresh_{kind}"
+    _execute(f"DROP TABLE IF EXISTS {fresh}")
+    _execute(f"CREATE TEMPORARY TABLE {fresh} AS {fresh_sql}", fresh_params)
+    _execute(f"CREATE INDEX {fresh}_keys ON {fresh} ({', '.join(keys)})")
+    nones = ", ".join(["NULL"] * (len(keys) + len(values)))
+    sql = (
+        f"SELECT s.id, {fresh_columns} FROM {fresh} f LEFT JOIN {table} s ON {match} "
+        f"WHERE s.id IS NULL OR {differs} "
+        f"UNION ALL SELECT s.id, {nones} FROM {table} s "
+        f"WHERE {stored_where} AND NOT EXISTS (SELECT 1 FROM {fresh} f WHERE {match})"
+    )
+    try:
+        return _fetch(sql, stored_params)
+    finally:
+        _execute(f"DROP TABLE IF EXISTS {fresh}")
+
+
+def _insert_chunk() -> int:
+    """Rows per multi-row INSERT: SQLite may allow only 999 parameters per statement."""
+    return 1000 if connection.vendor == "postgresql" else 50
+
+
+
+def _apply(kind: str, rows: list[tuple]) -> int:
+    model, keys, values = _TABLES[kind]
+    table = _q(model._meta.db_table)
+    deletes = [row[0] for row in rows if row[1] is None]
+    updates = [[*row[1 + len(keys) :], row[0]] for row in rows if row[0] is not None and row[1] is not None]
+    inserts = [
+        [
+            None if (column == "api_key_id" and not value) else value
+            for column, value in zip((*keys, *values), row[1:], strict=True)
+        ]
+        for row in rows
+        if row[0] is None
+    ]
+    with connection.cursor() as cursor:
+        for start in range(0, len(deletes), 500):
+            chunk = deletes[start : start + 500]
+            cursor.execute(f"DELETE FROM {table} WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)
+        if updates:
+            assignments = ", ".join(f"{value} = %s" for value in values)
+            cursor.executemany(f"UPDATE {table} SET {assignments} WHERE id = %s", updates)
+        if inserts:
+            columns = ", ".join((*keys, *values))
+            row = "(" + ", ".join(["%s"] * (len(keys) + len(values))) + ")"
+            # Multi-row statements: a first reconcile inserts hundreds of thousands of rows.
+            size = _insert_chunk()
+            for start in range(0, len(inserts), size):
+                chunk = inserts[start : start + size]
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))}",
+                    [value for values_ in chunk for value in values_],
+                )
+    return len(rows)
+
+
+def stored_reconcile(*, usage_scope: Scope, language_scope: Scope | None = None) -> int:
+    """Make both aggregate tables equal the jobs' grouping in scope; returns the rows corrected."""
+    if connection.vendor == "postgresql":
+        # A reconcile groups hundreds of thousands of rows: keep the hash tables in memory.
+        _execute("SET LOCAL work_mem = '64MB'")
+    corrected = _apply("usage", _diff_rows("usage", usage_scope))
+    if language_scope is not None:
+        corrected += _apply("language", _diff_rows("language", language_scope))
+    return corrected
+
+
+def stored_month_count(scope: Scope) -> int:
+    """How many organisation-months the stored usage rows in ``scope`` cover."""
+    where, params = scope.sql("s")
+    sql = (
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {_q(MonthlyUsage._meta.db_table)} s WHERE {where} "
+        "GROUP BY s.organisation_id, s.month) m"
+    )
+    return _fetch(sql, params)[0][0]
+
+
+def stored_tier_counts(scope: Scope, *, second_tier_from: int | None) -> list[tuple[int, dt.date, int, int]]:
+    """(organisation, month, tier, jobs) of every stored month in scope that reaches
+    ``second_tier_from`` jobs or has jobs above tier 1: the only months whose ranks matter."""
+    table = _q(MonthlyUsage._meta.db_table)
+    where, params = scope.sql("s")
+    threshold = second_tier_from if second_tier_from is not None else 2**62
+    sql = f"""
+        SELECT s.organisation_id, s.month, s.tier, SUM(s.jobs)
+        FROM {table} s
+        JOIN (SELECT organisation_id, month FROM {table} s WHERE {where}
+              GROUP BY organisation_id, month HAVING SUM(jobs) >= %s OR MAX(tier) > 1) m
+          ON m.organisation_id = s.organisation_id AND m.month = s.month
+        GROUP BY s.organisation_id, s.month, s.tier
+    """
+    return [
+        (org, month if isinstance(month, dt.date) else dt.date.fromisoformat(month), tier, int(jobs))
+        for org, month, tier, jobs in _fetch(sql, [*params, threshold])
+    ]
+
+
+def stored_wrong_free_counts(scope: Scope) -> list[int]:
+    """Organisations whose stored number of free jobs differs from min(allowance, all jobs).
+
+    Only meaningful for organisations whose every month is in ``scope``.
+    """
+    where, params = scope.sql("s")
+    sql = f"""
+        SELECT o.id FROM {_q(Organisation._meta.db_table)} o
+        JOIN (SELECT organisation_id, SUM(jobs) AS total,
+                     SUM(CASE WHEN is_free THEN jobs ELSE 0 END) AS free
+              FROM {_q(MonthlyUsage._meta.db_table)} s WHERE {where} GROUP BY organisation_id) f
+          ON f.organisation_id = o.id
+        WHERE f.free <> CASE WHEN o.free_job_allowance < f.total THEN o.free_job_allowance ELSE f.total END
+        ORDER BY o.id
+    """
+    return [row[0] for row in _fetch(sql, params)]
+
+
+def job_month_counts(scope: Scope) -> list[tuple[int, dt.date, int, list[int]]]:
+    """(organisation, month, jobs, tiers present) for the jobs in ``scope`` (a small scope)."""
+    where, params = scope.sql("j")
+    sql = (
+        f"SELECT j.organisation_id, j.month, j.tier, COUNT(*) FROM {_q(Job._meta.db_table)} j WHERE {where} "
+        "GROUP BY j.organisation_id, j.month, j.tier"
+    )
+    months: dict[OrgMonth, dict[int, int]] = {}
+    for org, month, tier, jobs in _fetch(sql, params):
+        month = month if isinstance(month, dt.date) else dt.date.fromisoformat(month)
+        months.setdefault((org, month), {})[tier] = jobs
+    return [
+        (org, month, sum(tiers.values()), sorted(tiers)) for (org, month), tiers in sorted(months.items())
+    ]
