@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
 
@@ -425,13 +426,16 @@ def organisation_plan_set(*, organisation: Organisation, plan) -> Organisation:
     """Move an organisation to another plan (None: standard); re-tiers its jobs if the ranks differ.
 
     Prices and discounts are applied when usage is read, so a plan whose tier ranks are the same
-    needs no recompute at all.
+    needs no recompute at all. The comparison is with the plan stored now, whatever the instance
+    passed in already carries.
     """
     with transaction.atomic():
-        before = _tier_ladder(organisation.plan_id)
+        stored_plan_id = (
+            Organisation.objects.select_for_update().values_list("plan_id", flat=True).get(pk=organisation.pk)
+        )
         organisation.plan = plan
         Organisation.objects.filter(pk=organisation.pk).update(plan=plan)
-        if _tier_ladder(organisation.plan_id) != before:
+        if _tier_ladder(plan.pk if plan else None) != _tier_ladder(stored_plan_id):
             usage_mark_stale(organisation_id=organisation.pk, months=None)
     usage_refresh(organisation_id=organisation.pk)
     return organisation
@@ -454,21 +458,26 @@ def pricing_plan_tiers_changed(*, plan_id: int) -> int:
 
 
 def job_save(*, job: Job) -> Job:
-    """Save a job edited by hand (admin): derive its month and source, validate, refresh usage."""
-    from .months import month_of
+    """Save a job edited by hand (admin): derive its month and source, validate, refresh usage.
 
-    previous_month = Job.objects.filter(pk=job.pk).values_list("month", flat=True).first() if job.pk else None
+    Both the month (and organisation) it leaves and the one it lands in are brought up to date.
+    """
+    previous = (
+        Job.objects.filter(pk=job.pk).values_list("organisation_id", "month").first() if job.pk else None
+    )
     job.month = month_of(job.created_at)
     job.source = Job.Source.API if job.api_key_id else Job.Source.WEB
     if job.api_key_id and job.api_key.organisation_id != job.organisation_id:
-        from django.core.exceptions import ValidationError
-
         raise ValidationError({"api_key": "This key belongs to another organisation."})
     job.full_clean()
+    touched = {(job.organisation_id, job.month)}
+    if previous:
+        touched.add(previous)
     with transaction.atomic():
         job.save()
-        usage_mark_stale(organisation_id=job.organisation_id, months={job.month, previous_month} - {None})
-    usage_refresh(organisation_id=job.organisation_id)
+        _mark_touched(touched)
+    for organisation_id in sorted({organisation_id for organisation_id, _ in touched}):
+        usage_refresh(organisation_id=organisation_id)
     return job
 
 
