@@ -123,10 +123,18 @@ def admin_form_data():
     override the fields they mean to change.
     """
 
+    from django.forms import MultiWidget
+
     def collect(form, data):
         for name in form.fields:
             value = form[name].value()
             key = form.add_prefix(name)
+            widget = form.fields[name].widget
+            if isinstance(widget, MultiWidget):  # e.g. the admin's split date and time
+                parts = value if isinstance(value, list) else widget.decompress(value)
+                for suffix, subwidget, part in zip(widget.widgets_names, widget.widgets, parts, strict=True):
+                    data[key + suffix] = subwidget.format_value(part) or ""
+                continue
             if value is None or value is False:
                 continue
             if value is True:
