@@ -55,6 +55,27 @@ def _adopt(target, created) -> None:
     target.__dict__.update(created.__dict__)
 
 
+class FastRowsMixin:
+    """List pages render their row checkboxes as plain HTML.
+
+    Django renders each one through a form widget template, about a millisecond per row: a third
+    of the job list's server time at 100 rows.
+    """
+
+    def action_checkbox(self, obj):
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" '
+            'aria-label="Select this object for an action - {}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            obj.pk,
+            obj,
+        )
+
+
+class PortalModelAdmin(FastRowsMixin, admin.ModelAdmin):
+    """Base of the portal's model admins."""
+
+
 def _count_of(model, **filters) -> Coalesce:
     """A correlated ``COUNT`` of ``model`` rows per outer organisation; evaluated per row shown."""
     counted = (
@@ -172,7 +193,7 @@ def _usage_panel_context(organisation: Organisation) -> dict:
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(admin.ModelAdmin):
+class OrganisationAdmin(PortalModelAdmin):
     """Organisations. Plan and free-job allowance changes go through the usage services, so the
     stored aggregates follow; Finance may change only those two fields."""
 
@@ -417,7 +438,7 @@ class KeyStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(PortalModelAdmin):
     """API keys. The secret is shown once, on the page that answers the creation; the digest
     never. Revoked keys are read-only, and keys with usage cannot be deleted (revoke them)."""
 
@@ -579,7 +600,7 @@ class UserMembershipInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(FastRowsMixin, DjangoUserAdmin):
     """Django's user admin, plus the organisations a user belongs to."""
 
     inlines = (UserMembershipInline,)
@@ -597,7 +618,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(PortalModelAdmin):
     list_display = ("user", "organisation", "role", "created_at")
     list_filter = ("role",)
     list_select_related = ("user", "organisation")

@@ -2,22 +2,24 @@
 
 The job list must stay fast with millions of rows: it is ordered by an indexed column, filters
 build index-friendly conditions, search is exact, no filter lists distinct values of the job
-table, and the unfiltered list on PostgreSQL shows the planner's row estimate instead of counting.
+table, and on PostgreSQL big results show the planner's row estimate instead of being counted.
 Every write of jobs or tiers goes through ``usage.services`` so the aggregates stay fresh.
 """
 
+import json
 from functools import cached_property
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Count, Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html
 
-from accounts.admin import job_list_url
+from accounts.admin import PortalModelAdmin, job_list_url
 from accounts.models import Organisation
 
 from .models import (
@@ -36,37 +38,80 @@ from .services import job_delete, job_save, pricing_plan_tiers_changed
 
 
 class EstimatedCountPaginator(Paginator):
-    """Counts an unfiltered PostgreSQL table from the planner's statistics.
+    """Counts big PostgreSQL results from the planner's statistics instead of counting rows.
 
-    ``COUNT(*)`` over millions of rows scans the table on every page view; ``pg_class.reltuples``
-    (kept by ANALYZE and autovacuum) costs nothing and is close enough for "about N jobs" and the
-    page links. Filtered lists, small tables, tables never analysed and other databases are
-    counted exactly.
+    ``COUNT(*)`` over millions of rows scans them on every page view. Unfiltered, the estimate is
+    ``pg_class.reltuples`` (kept by ANALYZE and autovacuum); filtered, it is the row estimate of
+    the query's plan. Either is used only when it says ``exact_below`` rows or more, and then
+    ``is_estimate`` is set; smaller results, and every result on other databases, are counted.
     """
 
-    exact_below = 100_000
+    exact_below = 50_000
+    is_estimate = False
 
     @cached_property
     def count(self) -> int:
         queryset = self.object_list
-        if isinstance(queryset, QuerySet) and not queryset.query.where:
+        if (
+            isinstance(queryset, QuerySet)
+            and connections[queryset.db].vendor == "postgresql"
+            and not queryset.query.is_empty()
+        ):
             estimate = self._estimate(queryset)
             if estimate is not None and estimate >= self.exact_below:
+                self.is_estimate = True
                 return estimate
         return super().count
 
     @staticmethod
     def _estimate(queryset: QuerySet) -> int | None:
         connection = connections[queryset.db]
-        if connection.vendor != "postgresql":
-            return None
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                [connection.ops.quote_name(queryset.model._meta.db_table)],
-            )
-            row = cursor.fetchone()
-        return int(row[0]) if row and row[0] >= 0 else None
+            if not queryset.query.where:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                    [connection.ops.quote_name(queryset.model._meta.db_table)],
+                )
+                row = cursor.fetchone()
+                return int(row[0]) if row and row[0] >= 0 else None
+            sql, params = queryset.order_by().query.sql_with_params()
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+            plan = cursor.fetchone()[0]
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class EstimatingChangeList(ChangeList):
+    """A change list that corrects an estimated count once a page shows the list's end.
+
+    A page with fewer rows than a full page is the last one, so the count is then known
+    exactly; this keeps a planner's overestimate from offering pages that do not exist.
+    """
+
+    def get_results(self, request):
+        super().get_results(request)
+        paginator = self.paginator
+        if not getattr(paginator, "is_estimate", False):
+            return
+        shown = len(self.result_list)
+        if shown < self.list_per_page:
+            exact = (self.page_num - 1) * self.list_per_page + shown
+            paginator.__dict__["count"] = exact
+            paginator.__dict__.pop("num_pages", None)
+            paginator.is_estimate = False
+            self.result_count = exact
+            self.multi_page = exact > self.list_per_page
+            self.can_show_all = exact <= self.list_max_show_all
+
+
+class EstimatedCountMixin:
+    """Big lists: no full count next to the filtered one, and estimated counts when large."""
+
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+    def get_changelist(self, request, **kwargs):
+        return EstimatingChangeList
 
 
 def _organisation_pk(org_id: str) -> int | None:
@@ -233,7 +278,7 @@ class JobAdminForm(forms.ModelForm):
 
 
 @admin.register(Job)
-class JobAdmin(OrganisationIdSearchMixin, admin.ModelAdmin):
+class JobAdmin(EstimatedCountMixin, OrganisationIdSearchMixin, PortalModelAdmin):
     """Jobs, fast at millions of rows; edits and deletions keep the usage aggregates fresh."""
 
     form = JobAdminForm
@@ -257,8 +302,6 @@ class JobAdmin(OrganisationIdSearchMixin, admin.ModelAdmin):
     search_help_text = "Exact external job id or organisation id (org_…)."
     ordering = ("-created_at", "-id")
     date_hierarchy = None  # its DISTINCT over the dates of every job would scan the whole table
-    show_full_result_count = False
-    paginator = EstimatedCountPaginator
     autocomplete_fields = ("organisation", "api_key")
     fieldsets = (
         (
@@ -361,7 +404,7 @@ def _tier_ladder(plan: PricingPlan) -> list[int]:
 
 
 @admin.register(PricingPlan)
-class PricingPlanAdmin(admin.ModelAdmin):
+class PricingPlanAdmin(PortalModelAdmin):
     """Pricing plans and their tiers. Prices and discounts apply when usage is read; a change
     of tier ranks marks every organisation on the plan for recompute."""
 
@@ -423,7 +466,7 @@ class PricingPlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(PricingTier)
-class PricingTierAdmin(admin.ModelAdmin):
+class PricingTierAdmin(PortalModelAdmin):
     """Read-only: tiers are edited with their plan, where the whole ladder is validated."""
 
     list_display = ("plan", "name", "first_rank", "discount_percent")
@@ -445,11 +488,8 @@ class PricingTierAdmin(admin.ModelAdmin):
 # --- Stored aggregates (read-only) ------------------------------------------------------------
 
 
-class ReadOnlyAggregateAdmin(OrganisationIdSearchMixin, admin.ModelAdmin):
+class ReadOnlyAggregateAdmin(EstimatedCountMixin, OrganisationIdSearchMixin, PortalModelAdmin):
     """Stored aggregates are written only by the usage engine; staff compare them with the jobs."""
-
-    show_full_result_count = False
-    paginator = EstimatedCountPaginator
 
     def has_add_permission(self, request):
         return False

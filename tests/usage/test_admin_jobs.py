@@ -230,22 +230,56 @@ def test_edits_free_jobs_follow_the_allowance(admin_client, jobs, acme):
     assert Job.objects.get(is_free=True).external_id == "a-jan-api"
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="the estimate is read from PostgreSQL's catalogue"
+on_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="estimates are read from PostgreSQL's statistics"
 )
-def test_the_unfiltered_list_counts_from_statistics_on_postgresql(jobs):
+
+
+def analyze_jobs():
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {Job._meta.db_table}")
+
+
+@on_postgresql
+def test_big_results_are_estimated_on_postgresql(jobs, monkeypatch):
+    analyze_jobs()
+    monkeypatch.setattr(EstimatedCountPaginator, "exact_below", 0)
     paginator = EstimatedCountPaginator(Job.objects.order_by("-created_at", "-id"), 100)
-    paginator.exact_below = 0
     with CaptureQueriesContext(connection) as queries:
         assert paginator.count == 5
+    assert paginator.is_estimate
     assert "pg_class" in queries[0]["sql"] and "COUNT" not in queries[0]["sql"].upper()
-    filtered = EstimatedCountPaginator(Job.objects.filter(language="Hindi"), 100)
-    filtered.exact_below = 0
+    filtered = EstimatedCountPaginator(Job.objects.filter(language="Hindi").order_by("pk"), 100)
     with CaptureQueriesContext(connection) as queries:
-        assert filtered.count == 3
-    assert "COUNT" in queries[0]["sql"].upper()
+        assert filtered.count >= 1
+    assert filtered.is_estimate and queries[0]["sql"].startswith("EXPLAIN")
+
+
+@on_postgresql
+def test_small_results_are_counted_exactly_on_postgresql(jobs):
+    analyze_jobs()
+    paginator = EstimatedCountPaginator(Job.objects.filter(language="Hindi").order_by("pk"), 100)
+    with CaptureQueriesContext(connection) as queries:
+        assert paginator.count == 3
+    assert not paginator.is_estimate and "COUNT" in queries[-1]["sql"].upper()
+    assert EstimatedCountPaginator(Job.objects.none(), 100).count == 0
+
+
+@on_postgresql
+def test_the_list_says_about_for_an_estimate_and_corrects_it_on_the_last_page(
+    admin_client, jobs, monkeypatch
+):
+    analyze_jobs()
+    monkeypatch.setattr(EstimatedCountPaginator, "exact_below", 0)
+    monkeypatch.setattr(JobAdmin, "list_per_page", 2)
+    first = admin_client.get(CHANGELIST)
+    assert first.context["cl"].paginator.is_estimate
+    assert b"about 5 jobs" in first.content
+    last = admin_client.get(CHANGELIST, {"p": 3})
+    assert last.context["cl"].result_count == 5 and b"about" not in last.content
+    monkeypatch.setattr(JobAdmin, "list_per_page", 100)
+    whole = admin_client.get(CHANGELIST)
+    assert whole.context["cl"].result_count == 5 and not whole.context["cl"].multi_page
 
 
 def test_small_tables_are_counted_exactly(jobs):
