@@ -105,9 +105,11 @@ class EstimatingChangeList(ChangeList):
 
 
 class EstimatedCountMixin:
-    """Big lists: no full count next to the filtered one, and estimated counts when large."""
+    """Big lists: no full count next to the filtered one, estimated counts when large, and no
+    "Show counts" link (it counts every choice of every filter over the whole table)."""
 
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     paginator = EstimatedCountPaginator
 
     def get_changelist(self, request, **kwargs):
@@ -284,8 +286,8 @@ class JobAdmin(EstimatedCountMixin, OrganisationIdSearchMixin, PortalModelAdmin)
     form = JobAdminForm
     list_display = (
         "external_id",
-        "organisation__org_id",
-        "api_key__name",
+        "organisation_label",
+        "api_key_label",
         "source",
         "status",
         "language",
@@ -346,6 +348,14 @@ class JobAdmin(EstimatedCountMixin, OrganisationIdSearchMixin, PortalModelAdmin)
         if request.GET.get(OrganisationFilter.parameter_name) or request.GET.get("q"):
             return self.get_list_display(request)
         return ("created_at",)
+
+    @admin.display(description="organisation", ordering="organisation__org_id")
+    def organisation_label(self, obj):
+        return obj.organisation.org_id
+
+    @admin.display(description="API key", ordering="api_key__name", empty_value="—")
+    def api_key_label(self, obj):
+        return obj.api_key.name if obj.api_key_id else None
 
     @admin.display(description="month")
     def month_label(self, obj):
@@ -474,6 +484,7 @@ class PricingTierAdmin(PortalModelAdmin):
     list_filter = ("plan",)
     search_fields = ("name", "plan__name")
     ordering = ("plan__name", "first_rank")
+    fieldsets = ((None, {"fields": ("plan", "name", "first_rank", "discount_percent")}),)
 
     def has_add_permission(self, request):
         return False
@@ -527,6 +538,21 @@ class MonthlyUsageAdmin(ReadOnlyAggregateAdmin):
     list_select_related = ("organisation", "api_key")
     list_filter = (MonthFilter, "is_free", OrganisationFilter)
     ordering = ("-month", "organisation_id", "api_key_id", "tier", "is_free")
+    fieldsets = (
+        (None, {"fields": ("organisation", "month", "api_key", "tier", "is_free")}),
+        (
+            "Counts",
+            {
+                "fields": (
+                    "jobs",
+                    "completed_jobs",
+                    "audio_duration_seconds",
+                    "transcription_tokens",
+                    "note_tokens",
+                )
+            },
+        ),
+    )
 
     @admin.display(description="raw jobs")
     def jobs_link(self, obj):
@@ -558,6 +584,10 @@ class LanguageUsageAdmin(ReadOnlyAggregateAdmin):
     list_select_related = ("organisation",)
     list_filter = (MonthFilter, LanguageFilter, "via_api", OrganisationFilter)
     ordering = ("-month", "organisation_id", "language", "via_api")
+    fieldsets = (
+        (None, {"fields": ("organisation", "month", "language", "via_api")}),
+        ("Counts", {"fields": ("jobs", "completed_jobs", "audio_duration_seconds")}),
+    )
 
     @admin.display(description="raw jobs")
     def jobs_link(self, obj):
@@ -576,6 +606,7 @@ class ApiCallCountAdmin(ReadOnlyAggregateAdmin):
     list_select_related = ("organisation", "api_key")
     list_filter = (MonthFilter, OrganisationFilter)
     ordering = ("-month", "organisation_id", "api_key_id")
+    fieldsets = ((None, {"fields": ("organisation", "api_key", "month", "calls")}),)
 
 
 @admin.register(StaleMonth)
@@ -586,3 +617,4 @@ class StaleMonthAdmin(ReadOnlyAggregateAdmin):
     list_select_related = ("organisation",)
     list_filter = (OrganisationFilter,)
     ordering = ("-created_at", "-id")
+    fieldsets = ((None, {"fields": ("organisation", "month", "created_at")}),)

@@ -1,6 +1,7 @@
 """Staff admin: jobs (filters, exact search, constant query count, edits that keep usage fresh)."""
 
 import pytest
+from django.contrib import admin
 from django.contrib.admin.models import DELETION, LogEntry
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -85,6 +86,7 @@ def test_no_date_hierarchy_and_no_full_count():
     assert JobAdmin.date_hierarchy is None
     assert JobAdmin.show_full_result_count is False
     assert JobAdmin.paginator is EstimatedCountPaginator
+    assert JobAdmin.show_facets is admin.ShowFacets.NEVER
 
 
 @pytest.mark.parametrize(
@@ -274,7 +276,7 @@ def test_the_list_says_about_for_an_estimate_and_corrects_it_on_the_last_page(
     monkeypatch.setattr(JobAdmin, "list_per_page", 2)
     first = admin_client.get(CHANGELIST)
     assert first.context["cl"].paginator.is_estimate
-    assert b"about 5 jobs" in first.content
+    assert b"about 5 jobs" in first.content and b"about 5 results" in first.content
     last = admin_client.get(CHANGELIST, {"p": 3})
     assert last.context["cl"].result_count == 5 and b"about" not in last.content
     monkeypatch.setattr(JobAdmin, "list_per_page", 100)
