@@ -34,6 +34,12 @@ from .models import ApiKey, Membership, Organisation, User
 from .services import api_key_create, api_key_revoke, organisation_create, organisation_set_active
 
 CUSTOMER_USAGE_PATH = "/orgs/{org_id}/usage/"
+# A recompute runs inside the request; bigger batches belong to `manage.py recompute_usage`.
+RECOMPUTE_ACTION_LIMIT = 100
+
+admin.site.site_header = "Usage Portal staff admin"
+admin.site.site_title = "Usage Portal admin"
+admin.site.index_title = "Organisations, keys, jobs and pricing"
 
 
 def customer_usage_path(organisation: Organisation) -> str:
@@ -329,10 +335,12 @@ class OrganisationAdmin(PortalModelAdmin):
                 ),
             )
             return
-        billing = {"plan", "free_job_allowance"}
-        plain_fields = [name for name in form.changed_data if name not in billing]
+        through_services = {"plan", "free_job_allowance", "is_active"}
+        plain_fields = [name for name in form.changed_data if name not in through_services]
         if plain_fields:
             obj.save(update_fields=plain_fields)
+        if "is_active" in form.changed_data:
+            organisation_set_active(organisation=obj, is_active=obj.is_active)
         if "plan" in form.changed_data:
             new_plan = obj.plan
             # The service compares the tier ladder of the stored plan with the new one.
@@ -343,7 +351,15 @@ class OrganisationAdmin(PortalModelAdmin):
 
     @admin.action(description="Recompute usage of the selected organisations", permissions=["recompute"])
     def recompute_usage(self, request, queryset):
-        organisations = list(queryset)
+        organisations = list(queryset[: RECOMPUTE_ACTION_LIMIT + 1])
+        if len(organisations) > RECOMPUTE_ACTION_LIMIT:
+            self.message_user(
+                request,
+                f"Select at most {RECOMPUTE_ACTION_LIMIT} organisations; recompute more with "
+                "`manage.py recompute_usage` (the nightly run does all of them).",
+                messages.ERROR,
+            )
+            return
         result = usage_recompute(organisation_ids=[organisation.pk for organisation in organisations])
         summary = (
             f"{result.months} month(s) checked, {result.rows_corrected} aggregate row(s) corrected, "

@@ -241,6 +241,9 @@ class OrganisationIdSearchMixin:
 
 # --- Jobs ------------------------------------------------------------------------------------
 
+# Bigger deletions belong in a data migration or a shell session, not in one admin request.
+BULK_DELETE_LIMIT = 1000
+
 
 class JobAdminForm(forms.ModelForm):
     class Meta:
@@ -360,6 +363,14 @@ class JobAdmin(EstimatedCountMixin, OrganisationIdSearchMixin, PortalModelAdmin)
     @admin.display(description="month")
     def month_label(self, obj):
         return format_month(obj.month) if obj.month else "—"
+
+    def get_deleted_objects(self, objs, request):
+        selected = objs.count() if isinstance(objs, QuerySet) else len(objs)
+        if selected > BULK_DELETE_LIMIT:
+            # Django would list every job on the confirmation page, then refresh usage per job.
+            refusal = f"{selected:,} jobs are selected; delete at most {BULK_DELETE_LIMIT:,} at a time here."
+            return [], {}, set(), [refusal]
+        return super().get_deleted_objects(objs, request)
 
     def save_model(self, request, obj, form, change):
         job_save(job=obj)

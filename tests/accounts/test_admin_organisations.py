@@ -173,3 +173,22 @@ def test_renaming_keeps_plan_and_allowance(admin_client, admin_form_data, busy_a
     assert response.status_code == 302
     busy_acme.refresh_from_db()
     assert busy_acme.name == "Acme Ltd" and busy_acme.plan is None and busy_acme.free_job_allowance == 0
+
+
+def test_recompute_refuses_too_many_organisations(admin_client, acme, globex, monkeypatch):
+    import accounts.admin
+
+    monkeypatch.setattr(accounts.admin, "RECOMPUTE_ACTION_LIMIT", 1)
+    response = action(admin_client, "recompute_usage", [acme, globex])
+    assert response.status_code == 302
+    assert b"Select at most 1 organisations" in admin_client.get(response.url).content
+    assert not LogEntry.objects.exists()
+
+
+def test_deactivating_in_the_form_keeps_everything_else(admin_client, admin_form_data, busy_acme):
+    page = admin_client.get(change_url(busy_acme))
+    data = admin_form_data(page)
+    del data["is_active"]
+    assert admin_client.post(change_url(busy_acme), data).status_code == 302
+    busy_acme.refresh_from_db()
+    assert not busy_acme.is_active and busy_acme.name == "Acme"

@@ -287,3 +287,14 @@ def test_the_list_says_about_for_an_estimate_and_corrects_it_on_the_last_page(
 def test_small_tables_are_counted_exactly(jobs):
     paginator = EstimatedCountPaginator(Job.objects.all(), 100)
     assert paginator.count == 5
+
+
+def test_too_many_jobs_are_not_deleted_from_the_list(admin_client, jobs, monkeypatch):
+    import usage.admin
+
+    monkeypatch.setattr(usage.admin, "BULK_DELETE_LIMIT", 2)
+    selected = [job.pk for job in list(jobs.values())[:3]]
+    data = {"action": "delete_selected", "_selected_action": selected, "post": "yes"}
+    response = admin_client.post(CHANGELIST, data)
+    assert b"3 jobs are selected; delete at most 2 at a time here." in response.content
+    assert Job.objects.count() == 5
