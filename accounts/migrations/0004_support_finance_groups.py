@@ -22,7 +22,7 @@ def delete_groups(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0003_custom_permissions"),
-        ("usage", "0004_recompute_usage_permission"),
+        ("usage", "0006_recompute_usage_permission"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]

@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("usage", "0003_admin_indexes"),
+        ("usage", "0005_admin_indexes"),
     ]
 
     operations = [
