@@ -3,8 +3,8 @@
 Callers only: every write goes through ``accounts.services`` or ``usage.services``, and every usage
 figure comes from ``usage.selectors``. Permissions beyond Django's model permissions:
 ``accounts.revoke_apikey``, ``accounts.change_free_job_allowance``,
-``accounts.change_organisation_plan`` and ``usage.recompute_usage`` (see the Support and Finance
-groups in ``accounts/migrations/0004_support_finance_groups.py``).
+``accounts.change_organisation_plan`` and ``usage.recompute_usage`` (the Support and Finance roles
+in ``accounts.roles`` hold them).
 """
 
 from urllib.parse import urlencode
