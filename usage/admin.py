@@ -84,8 +84,9 @@ class EstimatedCountPaginator(Paginator):
 class EstimatingChangeList(ChangeList):
     """A change list that corrects an estimated count once a page shows the list's end.
 
-    A page with fewer rows than a full page is the last one, so the count is then known
-    exactly; this keeps a planner's overestimate from offering pages that do not exist.
+    A page with some rows but fewer than a full page is the last one, so the count is then
+    known exactly; this keeps a planner's overestimate from offering pages that do not exist. (An
+    empty page past the end only says the count is smaller, so it keeps the estimate.)
     """
 
     def get_results(self, request):
@@ -94,7 +95,7 @@ class EstimatingChangeList(ChangeList):
         if not getattr(paginator, "is_estimate", False):
             return
         shown = len(self.result_list)
-        if shown < self.list_per_page:
+        if shown < self.list_per_page and (shown or self.page_num == 1):
             exact = (self.page_num - 1) * self.list_per_page + shown
             paginator.__dict__["count"] = exact
             paginator.__dict__.pop("num_pages", None)
