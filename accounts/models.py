@@ -41,6 +41,10 @@ class Organisation(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            ("change_free_job_allowance", "Can change the free-job allowance of an organisation"),
+            ("change_organisation_plan", "Can move an organisation to another pricing plan"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(org_id__regex=ORG_ID_RE), name="organisation_org_id_format"),
             models.CheckConstraint(
@@ -89,6 +93,7 @@ class ApiKey(models.Model):
     class Meta:
         verbose_name = "API key"
         ordering = ["organisation", "name"]
+        permissions = [("revoke_apikey", "Can revoke API keys")]
         constraints = [
             models.UniqueConstraint(fields=["organisation", "name"], name="apikey_unique_name_per_org"),
             models.CheckConstraint(condition=~Q(name=""), name="apikey_name_not_empty"),

@@ -35,6 +35,17 @@ def organisation_create(
     return organisation
 
 
+def organisation_set_active(*, organisation: Organisation, is_active: bool) -> bool:
+    """Activate or deactivate an organisation; returns whether its state changed.
+
+    An inactive organisation keeps its data, members and keys, but its keys are refused (403).
+    """
+    updated = Organisation.objects.filter(pk=organisation.pk).exclude(is_active=is_active)
+    changed = bool(updated.update(is_active=is_active))
+    organisation.is_active = is_active
+    return changed
+
+
 def membership_add(
     *, organisation: Organisation, user: User, role: str = Membership.Role.MEMBER
 ) -> Membership:

@@ -143,3 +143,64 @@ def run_manage(*args, env=None, input_text=None):
         input=input_text,
         timeout=120,
     )
+
+@pytest.fixture
+def support_staff(db):
+    """Staff in the "Support" group (see ``accounts.roles``): views all, revokes, recomputes."""
+    from django.contrib.auth.models import Group
+
+    user = User.objects.create_user("sue", "sue@portal.test", "support-pass-123", is_staff=True)
+    user.groups.add(Group.objects.get(name="Support"))
+    return user
+
+
+@pytest.fixture
+def finance_staff(db):
+    """Staff in the "Finance" group: views all, edits pricing plans and free-job allowances."""
+    from django.contrib.auth.models import Group
+
+    user = User.objects.create_user("fiona", "fiona@portal.test", "finance-pass-123", is_staff=True)
+    user.groups.add(Group.objects.get(name="Finance"))
+    return user
+
+
+@pytest.fixture
+def admin_form_data():
+    """Turn a rendered admin add/change page into the POST data that would submit it unchanged.
+
+    Covers the main form and every inline formset (management forms included); tests then
+    override the fields they mean to change.
+    """
+
+    from django.forms import MultiWidget
+
+    def collect(form, data):
+        for name in form.fields:
+            value = form[name].value()
+            key = form.add_prefix(name)
+            widget = form.fields[name].widget
+            if isinstance(widget, MultiWidget):  # e.g. the admin's split date and time
+                parts = value if isinstance(value, list) else widget.decompress(value)
+                for suffix, subwidget, part in zip(widget.widgets_names, widget.widgets, parts, strict=True):
+                    data[key + suffix] = subwidget.format_value(part) or ""
+                continue
+            if value is None or value is False:
+                continue
+            if value is True:
+                data[key] = "on"
+            elif isinstance(value, list | tuple):
+                data[key] = [str(item) for item in value]
+            else:
+                data[key] = str(value)
+
+    def build(response) -> dict:
+        data: dict = {}
+        collect(response.context["adminform"].form, data)
+        for inline in response.context["inline_admin_formsets"]:
+            formset = inline.formset
+            collect(formset.management_form, data)
+            for form in formset.forms:
+                collect(form, data)
+        return data
+
+    return build
