@@ -25,6 +25,9 @@ class MonthField(forms.CharField):
         text = super().to_python(value)
         if not text:
             return None
+        if not text.isascii():
+            # parse_month's \d also matches non-ASCII digits such as "２０２５".
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         try:
             return parse_month(text)
         except ValueError:
