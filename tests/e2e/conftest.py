@@ -1,57 +1,36 @@
 """Headless Chromium for the browser tests, driven by Playwright with the system's browser.
 
-The browser is never downloaded: Debian's ``chromium`` package provides ``/usr/bin/chromium``
-(override with ``CHROMIUM_PATH``). Without it, or without the ``playwright`` package, the
-browser tests are skipped, saying why, unless ``REQUIRE_BROWSER=1`` makes that a failure.
+See ``browser_support`` for how the browser is found and when the tests skip or fail.
 """
 
-import os
 from pathlib import Path
 
 import pytest
+from browser_support import CHROMIUM_ARGS, browser_unavailable_reason, chromium_path, skip_or_fail
+from django.db import connections
 
-CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-def browser_unavailable_reason() -> str | None:
-    """Why the browser tests cannot run here, or None when they can."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the 'playwright' Python package is not installed (pip install -r requirements.txt)"
-    if not (os.path.isfile(CHROMIUM_PATH) and os.access(CHROMIUM_PATH, os.X_OK)):
-        return f"no Chromium at {CHROMIUM_PATH} (apt-get install chromium, or set CHROMIUM_PATH)"
-    return None
 
 
 @pytest.fixture
 def chromium(monkeypatch):
     """A running headless Chromium for one test; skips (or fails) when there is none."""
-    reason = browser_unavailable_reason()
+    path = chromium_path()
+    reason = browser_unavailable_reason(path=path)
     if reason:
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but {reason}", pytrace=False)
-        pytest.skip(f"browser tests skipped: {reason}")
+        skip_or_fail(reason)
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop running in this thread while it is open; the
     # test's own ORM calls stay synchronous, so Django's async-safety guard must let them through.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+        # ORM calls made while Playwright runs get their own connection (it switches the context
+        # Django keys connections by); close it, or PostgreSQL cannot drop the test database.
+        connections.close_all()
 
 
 @pytest.fixture
@@ -76,12 +55,3 @@ def phone(chromium):
     context.set_default_timeout(15_000)
     yield context
     context.close()
-
-
-def log_in(page, live_server, *, username: str, password: str) -> None:
-    """Log in through the real form and wait for the page it lands on."""
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
