@@ -8,6 +8,8 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.utils.safestring import mark_safe
+
 from accounts.models import ApiKey
 
 from . import charts, pricing
@@ -193,6 +195,27 @@ class ChartView:
     @property
     def bar_class(self) -> str:
         return "bar-cost" if self.has_background else "bar-jobs"
+
+    def _svg(self, chart: charts.BarChart, variant: str) -> str:
+        markup = charts.svg_markup(
+            chart,
+            dom_id=f"{self.dom_id}-{variant}",
+            css_class=f"chart-{variant}",
+            title=self.title,
+            description=self.description,
+            bar_class=self.bar_class,
+        )
+        return mark_safe(markup)  # noqa: S308 - svg_markup escapes every text it draws
+
+    @property
+    def wide_svg(self) -> str:
+        """The layout for screens from 720 px wide (escaped by ``charts.svg_markup``)."""
+        return self._svg(self.wide, "wide")
+
+    @property
+    def narrow_svg(self) -> str:
+        """The layout for phones (escaped by ``charts.svg_markup``)."""
+        return self._svg(self.narrow, "narrow")
 
 
 WIDE_CHART = {"width": 560, "height": 250, "font_size": 12}

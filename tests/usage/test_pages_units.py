@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from usage.charts import ChartPoint, bar_chart, format_tick, nice_step
+from usage.charts import ChartPoint, bar_chart, format_tick, nice_step, svg_markup
 from usage.forms import UsageRangeForm, range_presets
 from usage.templatetags.usage_format import duration, hours, money, number, percent
 
@@ -153,3 +153,29 @@ def test_display_filters_round_like_the_api():
     assert hours(180) == "0.1"
     assert duration(59) == "1 min"
     assert duration(7200) == "2.0 h"
+
+
+def test_svg_markup_escapes_every_text_and_names_the_chart():
+    points = [
+        ChartPoint(label="<b>", short_label="<i>", group_label="&", value=3, tooltip='<script>"x"</script>'),
+        ChartPoint(label="b", short_label="b", group_label="&", value=1, partial=True),
+    ]
+    chart = bar_chart(points=points, width=300, height=200)
+
+    markup = svg_markup(
+        chart,
+        dom_id="c-wide",
+        css_class="chart-wide",
+        title="Jobs <per> month",
+        description="A & B",
+        bar_class="bar",
+    )
+
+    assert markup.startswith('<svg class="chart-wide" id="c-wide" viewBox="0 0 300 200" role="img"')
+    assert 'aria-labelledby="c-wide-title" aria-describedby="c-wide-desc"' in markup
+    assert '<title id="c-wide-title">Jobs &lt;per&gt; month</title>' in markup
+    assert '<desc id="c-wide-desc">A &amp; B</desc>' in markup
+    assert "<script>" not in markup and "&lt;script&gt;&quot;x&quot;&lt;/script&gt;" in markup
+    assert "&lt;i&gt;" in markup
+    assert markup.count('style="fill: url(#c-wide-hatch)"') == 1
+    assert markup.endswith("</svg>")
