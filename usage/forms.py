@@ -106,9 +106,18 @@ def range_presets(*, today_month: dt.date, selected: tuple[dt.date, dt.date] | N
         ("24 months", add_months(today_month, -23), today_month),
         ("This year", dt.date(today_month.year, 1, 1), today_month),
     ]
-    return [
-        RangePreset(
-            label=label, start=format_month(start), end=format_month(end), selected=(start, end) == selected
+    presets, seen = [], set()
+    for label, start, end in choices:
+        # In January "This year" is "This month"; in December it is "12 months": offer it once.
+        if (start, end) in seen:
+            continue
+        seen.add((start, end))
+        presets.append(
+            RangePreset(
+                label=label,
+                start=format_month(start),
+                end=format_month(end),
+                selected=(start, end) == selected,
+            )
         )
-        for label, start, end in choices
-    ]
+    return presets

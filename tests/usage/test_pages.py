@@ -139,7 +139,8 @@ def test_quick_periods_link_to_their_ranges_and_mark_the_one_in_use(as_member, h
 
     assert '<a href="?start=2025-04&amp;end=2025-06" aria-current="true">3 months</a>' in page
     assert '<a href="?start=2023-07&amp;end=2025-06">24 months</a>' in page
-    assert '<a href="?start=2025-01&amp;end=2025-06">This year</a>' in page
+    assert '<a href="?start=2025-01&amp;end=2025-06">6 months</a>' in page
+    assert "This year" not in page
 
 
 @pytest.mark.parametrize(

@@ -129,6 +129,7 @@ def test_the_form_rejects_bad_ranges_without_raising(data):
 
 
 def test_presets_end_this_month_and_mark_the_selected_range():
+    # In June "This year" is the same range as "6 months", so it is left out.
     presets = range_presets(today_month=TODAY, selected=(dt.date(2025, 4, 1), TODAY))
 
     assert [(preset.label, preset.start, preset.end) for preset in presets] == [
@@ -137,7 +138,6 @@ def test_presets_end_this_month_and_mark_the_selected_range():
         ("6 months", "2025-01", "2025-06"),
         ("12 months", "2024-07", "2025-06"),
         ("24 months", "2023-07", "2025-06"),
-        ("This year", "2025-01", "2025-06"),
     ]
     assert [preset.label for preset in presets if preset.selected] == ["3 months"]
 
@@ -179,3 +179,14 @@ def test_svg_markup_escapes_every_text_and_names_the_chart():
     assert "&lt;i&gt;" in markup
     assert markup.count('style="fill: url(#c-wide-hatch)"') == 1
     assert markup.endswith("</svg>")
+
+
+@pytest.mark.parametrize(
+    ("month", "labels"), [(1, ["This month", "3 months"]), (12, ["12 months", "24 months"])]
+)
+def test_a_preset_that_repeats_another_range_is_offered_once(month, labels):
+    presets = range_presets(today_month=dt.date(2025, month, 1), selected=None)
+
+    assert "This year" not in [preset.label for preset in presets]
+    assert len({(preset.start, preset.end) for preset in presets}) == len(presets) == 5
+    assert set(labels) <= {preset.label for preset in presets}
