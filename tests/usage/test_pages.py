@@ -220,8 +220,8 @@ def test_the_current_month_shows_its_tier_and_the_jobs_left_to_the_next(client, 
     assert june.current_tier(report.plan).name == "tier2"
     assert june.jobs_until_next_tier(report.plan) == 10_000 - 1_003
     assert "1,003 jobs · tier2 (10.00% discount)" in page
-    assert "8,997 more jobs this month to reach tier3" in page
-    assert "8,997 to tier3" in page
+    assert "8,997 more jobs this month before tier3: from job 10,001 of the month on" in page
+    assert "8,997 before tier3" in page
 
 
 def test_the_current_month_box_is_left_out_when_the_range_ends_earlier(as_member, history):
