@@ -68,6 +68,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/dashboard.html", context)
 
 
+_DUPLICATE_NAME = "A key with this name already exists in this organisation."
+
+
+def _is_duplicate(error: ValidationError) -> bool:
+    errors = (
+        [item for items in error.error_dict.values() for item in items]
+        if hasattr(error, "error_dict")
+        else []
+    )
+    return any(item.code in {"unique", "unique_together"} for item in errors)
+
+
 def _new_key_session_name(access: OrganisationAccess) -> str:
     return _NEW_KEY_SESSION_PREFIX + access.organisation.org_id
 
@@ -90,8 +102,11 @@ def api_keys(request: HttpRequest, access: OrganisationAccess) -> HttpResponse:
                         name=form.cleaned_data["name"],
                         created_by=request.user,
                     )
-            except (ValidationError, IntegrityError):
-                form.add_error("name", "A key with this name already exists in this organisation.")
+            except IntegrityError:
+                form.add_error("name", _DUPLICATE_NAME)
+            except ValidationError as error:
+                for message in [_DUPLICATE_NAME] if _is_duplicate(error) else error.messages:
+                    form.add_error("name", message)
             else:
                 # The secret waits in the session for exactly one page view, never in a URL.
                 request.session[_new_key_session_name(access)] = {

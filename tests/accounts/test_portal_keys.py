@@ -164,3 +164,35 @@ def test_an_unknown_key_is_not_found(as_owner, acme):
     response = as_owner.get(reverse("api-key-revoke", kwargs={"org_id": "org_acme", "key_id": 999999}))
 
     assert response.status_code == 404
+
+
+def test_a_name_taken_by_a_concurrent_request_is_a_form_error(as_owner, acme, monkeypatch):
+    from django.db import IntegrityError
+
+    from accounts import views
+
+    def racing_create(**kwargs):
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(views, "api_key_create", racing_create)
+
+    response = as_owner.post(KEYS_URL, {"name": "production"})
+
+    assert response.status_code == 400
+    assert "already exists" in response.content.decode()
+
+
+def test_other_validation_errors_of_the_service_are_shown_as_they_are(as_owner, acme, monkeypatch):
+    from django.core.exceptions import ValidationError
+
+    from accounts import views
+
+    def refusing_create(**kwargs):
+        raise ValidationError({"name": ["Names cannot contain control characters."]})
+
+    monkeypatch.setattr(views, "api_key_create", refusing_create)
+
+    response = as_owner.post(KEYS_URL, {"name": "bad"})
+
+    assert response.status_code == 400
+    assert "Names cannot contain control characters." in response.content.decode()
