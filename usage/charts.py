@@ -32,6 +32,8 @@ class ChartPoint:
 
 @dataclass(frozen=True)
 class Rect:
+    """A rectangle in user units, ``y`` growing downwards as in SVG."""
+
     x: float
     y: float
     width: float
@@ -40,6 +42,8 @@ class Rect:
 
 @dataclass(frozen=True)
 class Bar:
+    """One drawn bar, its optional background bar, and the band that shows its tooltip on hover."""
+
     bar: Rect
     background: Rect | None
     hit: Rect
@@ -49,12 +53,16 @@ class Bar:
 
 @dataclass(frozen=True)
 class Tick:
+    """A horizontal grid line of the y axis and its label."""
+
     y: float
     label: str
 
 
 @dataclass(frozen=True)
 class XLabel:
+    """A month label under the x axis; ``group`` (the year) is empty when it did not change."""
+
     x: float
     text: str
     group: str

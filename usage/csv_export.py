@@ -34,6 +34,7 @@ def csv_filename(report: UsageReport) -> str:
 
 
 def csv_header(report: UsageReport) -> list[str]:
+    """The column names; one ``<tier>_jobs`` column per tier of the report's plan, in order."""
     return [
         "record",
         "month_start",

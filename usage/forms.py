@@ -90,6 +90,8 @@ def default_range(*, today_month: dt.date | None = None) -> tuple[dt.date, dt.da
 
 @dataclass(frozen=True)
 class RangePreset:
+    """A quick period offered next to the picker, as the ``start``/``end`` it links to."""
+
     label: str
     start: str
     end: str

@@ -58,6 +58,8 @@ class KeyRow:
 
 @dataclass(frozen=True)
 class LanguageRow:
+    """Jobs in one language and their share of the jobs of the range."""
+
     language: str
     jobs: int
     share_percent: Decimal
@@ -120,6 +122,7 @@ def _money_text(amount: Decimal) -> str:
 
 
 def jobs_chart_points(rows: list[MonthRow]) -> list[charts.ChartPoint]:
+    """One point per month: its jobs; the current month is marked partial."""
     return [
         charts.ChartPoint(
             label=row.label,
@@ -135,6 +138,7 @@ def jobs_chart_points(rows: list[MonthRow]) -> list[charts.ChartPoint]:
 
 
 def cost_chart_points(rows: list[MonthRow]) -> list[charts.ChartPoint]:
+    """One point per month: its final cost, over its base cost as the background bar."""
     return [
         charts.ChartPoint(
             label=row.label,
