@@ -1,6 +1,52 @@
+"""Customer pages of the accounts app: the dashboard and the API keys page.
+
+Views only translate requests: access rules are in ``accounts.selectors``, writes in
+``accounts.services``.
+"""
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_http_methods
+
+from .forms import ApiKeyCreateForm
+from .selectors import (
+    OrganisationAccess,
+    api_key_get,
+    api_key_list,
+    membership_list,
+    organisation_access,
+    organisation_list_for_staff,
+)
+from .services import api_key_create, api_key_revoke
+
+_NEW_KEY_SESSION_PREFIX = "portal.new-api-key."
+
+OrganisationView = Callable[..., HttpResponse]
+
+
+def organisation_page(view: OrganisationView) -> OrganisationView:
+    """Require login, then call ``view(request, access, ...)`` for the ``org_id`` of the URL.
+
+    A user who may not see the organisation gets the same 404 as for one that does not exist.
+    """
+
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, org_id: str, *args, **kwargs) -> HttpResponse:
+        access = organisation_access(user=request.user, org_id=org_id)
+        if access is None:
+            raise Http404("No organisation here.")
+        return view(request, access, *args, **kwargs)
+
+    return wrapped
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -9,5 +55,103 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    memberships = request.user.memberships.select_related("organisation").order_by("organisation__name")
-    return render(request, "accounts/dashboard.html", {"memberships": memberships})
+    """Send a member of one organisation to its usage page; otherwise list the choices."""
+    memberships = membership_list(user=request.user)
+    if len(memberships) == 1 and not request.user.is_staff:
+        return redirect("usage-page", org_id=memberships[0].organisation.org_id)
+    query = request.GET.get("q", "")[:100] if request.user.is_staff else ""
+    context = {
+        "memberships": memberships,
+        "staff_organisations": organisation_list_for_staff(query=query) if request.user.is_staff else None,
+        "query": query,
+    }
+    return render(request, "accounts/dashboard.html", context)
+
+
+_DUPLICATE_NAME = "A key with this name already exists in this organisation."
+
+
+def _is_duplicate(error: ValidationError) -> bool:
+    errors = (
+        [item for items in error.error_dict.values() for item in items]
+        if hasattr(error, "error_dict")
+        else []
+    )
+    return any(item.code in {"unique", "unique_together"} for item in errors)
+
+
+def _new_key_session_name(access: OrganisationAccess) -> str:
+    return _NEW_KEY_SESSION_PREFIX + access.organisation.org_id
+
+
+@require_http_methods(["GET", "POST"])
+@organisation_page
+def api_keys(request: HttpRequest, access: OrganisationAccess) -> HttpResponse:
+    """List the keys; owners also create one here (POST, then redirect to show its secret once)."""
+    form = ApiKeyCreateForm()
+    status = 200
+    if request.method == "POST":
+        if not access.can_manage_keys:
+            raise PermissionDenied("Only an owner of this organisation can create API keys.")
+        form = ApiKeyCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                with transaction.atomic():
+                    created = api_key_create(
+                        organisation=access.organisation,
+                        name=form.cleaned_data["name"],
+                        created_by=request.user,
+                    )
+            except IntegrityError:
+                form.add_error("name", _DUPLICATE_NAME)
+            except ValidationError as error:
+                for message in [_DUPLICATE_NAME] if _is_duplicate(error) else error.messages:
+                    form.add_error("name", message)
+            else:
+                # The secret waits in the session for exactly one page view, never in a URL.
+                request.session[_new_key_session_name(access)] = {
+                    "id": created.api_key.pk,
+                    "name": created.api_key.name,
+                    "plaintext": created.plaintext,
+                }
+                return redirect("api-keys", org_id=access.organisation.org_id)
+        status = 400
+    new_key = request.session.pop(_new_key_session_name(access), None) if request.method == "GET" else None
+    response = render(
+        request,
+        "accounts/api_keys.html",
+        {
+            "access": access,
+            "organisation": access.organisation,
+            "keys": api_key_list(organisation=access.organisation),
+            "form": form,
+            "new_key": new_key,
+        },
+        status=status,
+    )
+    add_never_cache_headers(response)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@organisation_page
+def api_key_revoke_confirm(request: HttpRequest, access: OrganisationAccess, key_id: int) -> HttpResponse:
+    """Ask an owner to confirm (GET), then revoke the key (POST) and go back to the list."""
+    if not access.can_manage_keys:
+        raise PermissionDenied("Only an owner of this organisation can revoke API keys.")
+    api_key = api_key_get(organisation=access.organisation, key_id=key_id)
+    if api_key is None:
+        raise Http404("No such key.")
+    if request.method == "POST":
+        was_revoked = api_key.is_revoked
+        api_key_revoke(api_key=api_key)
+        if not was_revoked:
+            messages.success(
+                request, f"The key “{api_key.name}” is revoked: requests made with it are refused."
+            )
+        return redirect("api-keys", org_id=access.organisation.org_id)
+    return render(
+        request,
+        "accounts/api_key_revoke.html",
+        {"access": access, "organisation": access.organisation, "api_key": api_key},
+    )

@@ -1,0 +1,103 @@
+"""Reads of the accounts domain, and who may do what with an organisation's pages.
+
+The access rules of the customer portal live here, in one place:
+
+- a member (owner or member role) sees their organisation's usage and its key list;
+- only an owner creates or revokes keys;
+- staff see any organisation's usage and key list, read-only, unless they are also its owner;
+- anyone else learns nothing, not even that the organisation exists.
+"""
+
+from dataclasses import dataclass
+
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+
+from .models import ApiKey, Membership, Organisation, User
+
+STAFF_ORGANISATION_LIST_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class OrganisationAccess:
+    """What one user may do with one organisation's pages."""
+
+    organisation: Organisation
+    role: str | None
+    is_staff: bool
+
+    @property
+    def is_member(self) -> bool:
+        return self.role is not None
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == Membership.Role.OWNER
+
+    @property
+    def is_staff_view(self) -> bool:
+        """True when the user sees the organisation only because they are staff."""
+        return self.is_staff and not self.is_member
+
+    @property
+    def can_view_usage(self) -> bool:
+        return self.is_member or self.is_staff
+
+    @property
+    def can_view_keys(self) -> bool:
+        return self.is_member or self.is_staff
+
+    @property
+    def can_manage_keys(self) -> bool:
+        return self.is_owner
+
+
+def organisation_access(*, user: User, org_id: str) -> OrganisationAccess | None:
+    """The access of ``user`` to the organisation with public id ``org_id``.
+
+    None when the organisation does not exist or the user may not see it at all, so callers
+    answer both the same way (404). One query.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return None
+    role = Membership.objects.filter(organisation=OuterRef("pk"), user=user).values("role")[:1]
+    organisation = Organisation.objects.annotate(viewer_role=Subquery(role)).filter(org_id=org_id).first()
+    if organisation is None or (organisation.viewer_role is None and not user.is_staff):
+        return None
+    return OrganisationAccess(
+        organisation=organisation, role=organisation.viewer_role, is_staff=user.is_staff
+    )
+
+
+def membership_list(*, user: User) -> list[Membership]:
+    """The user's memberships with their organisations, by organisation name (one query)."""
+    if not user.is_authenticated:
+        return []
+    return list(
+        Membership.objects.select_related("organisation")
+        .filter(user=user)
+        .order_by("organisation__name", "organisation__org_id")
+    )
+
+
+def organisation_list_for_staff(
+    *, query: str = "", limit: int = STAFF_ORGANISATION_LIST_LIMIT
+) -> list[Organisation]:
+    """Organisations whose name or id contains ``query`` (all when empty), by name, at most ``limit``."""
+    organisations: QuerySet[Organisation] = Organisation.objects.order_by("name", "org_id")
+    query = query.strip()
+    if query:
+        organisations = organisations.filter(Q(name__icontains=query) | Q(org_id__icontains=query))
+    return list(organisations[:limit])
+
+
+def api_key_list(*, organisation: Organisation) -> list[ApiKey]:
+    """Every key of the organisation: active ones first, then revoked, each by name (one query)."""
+    return sorted(
+        ApiKey.objects.filter(organisation=organisation),
+        key=lambda api_key: (api_key.is_revoked, api_key.name.lower(), api_key.name),
+    )
+
+
+def api_key_get(*, organisation: Organisation, key_id: int) -> ApiKey | None:
+    """The key ``key_id`` if it belongs to ``organisation``, else None."""
+    return ApiKey.objects.filter(organisation=organisation, pk=key_id).first()

@@ -1,0 +1,150 @@
+"""CSV export of a ``UsageReport``: the same figures as the usage page, one row per line item.
+
+Rows, in order:
+
+- ``month``: one per month of the range (``month_start`` = ``month_end`` = that month), with the
+  month's tier facts and API calls;
+- ``api_key``: one per key with jobs in the range, then one ``web`` row for the jobs sent
+  without a key. ``UsageReport`` gives per-key figures for the whole range only, so these rows
+  span the range (``month_start`` and ``month_end`` are its ends); ``_key_periods`` is the one
+  place to change when per-key-per-month figures exist, turning them into key-month rows.
+
+Money is rounded half-up to 5 places and percentages to 2, as everywhere else; a text cell that
+a spreadsheet would run as a formula is prefixed with an apostrophe.
+"""
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterator
+from decimal import Decimal
+
+from . import pricing
+from .months import format_month
+from .presentation import KeyRow, MonthRow, key_rows, month_rows
+from .selectors import Usage, UsageReport
+
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_filename(report: UsageReport) -> str:
+    """``<org_id>-usage-<start>-<end>.csv``."""
+    start, end = format_month(report.start_month), format_month(report.end_month)
+    return f"{report.organisation.org_id}-usage-{start}-{end}.csv"
+
+
+def csv_header(report: UsageReport) -> list[str]:
+    """The column names; one ``<tier>_jobs`` column per tier of the report's plan, in order."""
+    return [
+        "record",
+        "month_start",
+        "month_end",
+        "api_key_name",
+        "api_key_prefix",
+        "api_key_status",
+        "jobs",
+        "completed_jobs",
+        "success_rate_percent",
+        "audio_duration_seconds",
+        "transcription_tokens",
+        "note_tokens",
+        *(f"{name}_jobs" for name in report.plan.tier_names),
+        "free_jobs",
+        "base_cost",
+        "final_cost",
+        "savings",
+        "effective_discount_percentage",
+        "current_tier",
+        "current_tier_discount",
+        "jobs_until_next_tier",
+        "api_calls",
+    ]
+
+
+def _safe_text(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
+
+
+def _money(amount: Decimal) -> str:
+    return str(pricing.present_money(amount))
+
+
+def _percent(amount: Decimal) -> str:
+    return str(pricing.present_percent(amount))
+
+
+def _usage_cells(report: UsageReport, usage: Usage) -> list[str]:
+    return [
+        str(usage.jobs),
+        str(usage.completed_jobs),
+        _percent(usage.success_rate_percent),
+        str(usage.audio_duration_seconds),
+        str(usage.transcription_tokens),
+        str(usage.note_tokens),
+        *(str(usage.tiers.get(name, 0)) for name in report.plan.tier_names),
+        str(usage.free_jobs),
+        _money(usage.base_cost),
+        _money(usage.final_cost),
+        _money(usage.savings),
+        _percent(usage.effective_discount_percentage),
+    ]
+
+
+def _month_row(report: UsageReport, row: MonthRow) -> list[str]:
+    month = format_month(row.month)
+    until_next = "" if row.jobs_until_next_tier is None else str(row.jobs_until_next_tier)
+    return [
+        "month",
+        month,
+        month,
+        "",
+        "",
+        "",
+        *_usage_cells(report, row.usage),
+        row.current_tier.name,
+        _percent(row.current_tier.discount_percent),
+        until_next,
+        str(row.usage.api_calls),
+    ]
+
+
+def _key_periods(report: UsageReport) -> Iterator[tuple[dt.date, dt.date, KeyRow]]:
+    """(first month, last month, figures) of every key row: today one whole-range row per key."""
+    for row in key_rows(report):
+        yield report.start_month, report.end_month, row
+
+
+def _key_row(report: UsageReport, start: dt.date, end: dt.date, row: KeyRow) -> list[str]:
+    if row.api_key is None:
+        identity = ["web", "", "", ""]
+    else:
+        status = "revoked" if row.api_key.is_revoked else "active"
+        identity = ["api_key", _safe_text(row.name), row.api_key.prefix, status]
+    return [
+        identity[0],
+        format_month(start),
+        format_month(end),
+        *identity[1:],
+        *_usage_cells(report, row.usage),
+        "",
+        "",
+        "",
+        "",
+    ]
+
+
+def usage_csv_rows(report: UsageReport, *, today_month: dt.date) -> Iterator[list[str]]:
+    """The header, then the month rows, then the key rows (see the module docstring)."""
+    yield csv_header(report)
+    for row in month_rows(report, today_month=today_month):
+        yield _month_row(report, row)
+    for start, end, row in _key_periods(report):
+        yield _key_row(report, start, end, row)
+
+
+def usage_csv(report: UsageReport, *, today_month: dt.date) -> str:
+    """The whole export as text (CRLF line ends, as RFC 4180 and spreadsheets expect)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerows(usage_csv_rows(report, today_month=today_month))
+    return buffer.getvalue()
