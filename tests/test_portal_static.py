@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from django.test import Client
 from django.urls import reverse
-from portal_fixtures import fast_password_hashing  # noqa: F401
+
+from tests.portal_fixtures import fast_password_hashing  # noqa: F401
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PRODUCTION_STORAGES = {

@@ -4,10 +4,10 @@ import re
 
 import pytest
 from django.urls import reverse
-from portal_fixtures import fast_password_hashing  # noqa: F401
 
 from accounts.models import ApiKey, Membership
 from accounts.services import membership_add
+from tests.portal_fixtures import fast_password_hashing  # noqa: F401
 
 ACME_PAGES = [
     ("usage-page", {}),

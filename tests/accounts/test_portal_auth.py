@@ -4,10 +4,10 @@ import re
 
 import pytest
 from django.urls import reverse
-from portal_fixtures import fast_password_hashing  # noqa: F401
 
 from accounts.models import Membership, User
 from accounts.services import membership_add, organisation_create
+from tests.portal_fixtures import fast_password_hashing  # noqa: F401
 
 USAGE_ACME = reverse("usage-page", kwargs={"org_id": "org_acme"})
 

@@ -5,10 +5,10 @@ import datetime as dt
 import pytest
 import time_machine
 from django.urls import reverse
-from portal_fixtures import fast_password_hashing  # noqa: F401
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke, api_key_touch, api_key_verify
+from tests.portal_fixtures import fast_password_hashing  # noqa: F401
 
 KEYS_URL = reverse("api-keys", kwargs={"org_id": "org_acme"})
 

@@ -6,8 +6,9 @@ See ``browser_support`` for how the browser is found and when the tests skip or 
 from pathlib import Path
 
 import pytest
-from browser_support import CHROMIUM_ARGS, browser_unavailable_reason, chromium_path, skip_or_fail
 from django.db import connections
+
+from tests.e2e.browser_support import CHROMIUM_ARGS, browser_unavailable_reason, chromium_path, skip_or_fail
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 

@@ -9,9 +9,9 @@ import io
 import re
 
 import pytest
-from portal_data import build_usage_history
 
 from accounts.models import ApiKey
+from tests.portal_data import build_usage_history
 from usage.months import add_months, current_month, format_month
 from usage.selectors import usage_report
 from usage.services import organisation_free_allowance_set

@@ -3,7 +3,8 @@
 import os
 
 import pytest
-from browser_support import browser_unavailable_reason, chromium_path, skip_or_fail
+
+from tests.e2e.browser_support import browser_unavailable_reason, chromium_path, skip_or_fail
 
 
 def test_the_system_chromium_is_the_default_and_can_be_overridden():

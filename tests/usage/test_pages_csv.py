@@ -7,11 +7,11 @@ import io
 import pytest
 import time_machine
 from django.urls import reverse
-from portal_data import build_usage_history
-from portal_fixtures import fast_password_hashing  # noqa: F401
 
 from accounts.services import api_key_create, api_key_revoke
 from tests.conftest import at, make_job
+from tests.portal_data import build_usage_history
+from tests.portal_fixtures import fast_password_hashing  # noqa: F401
 from usage.months import format_month
 from usage.pricing import present_money, present_percent
 from usage.selectors import usage_report
