@@ -31,6 +31,7 @@ from .models import (
     PricingPlan,
     PricingTier,
     StaleMonth,
+    TaskLock,
 )
 from .months import current_month, format_month, month_bounds, month_of, month_range, parse_month
 from .pricing import tier_problems
@@ -630,3 +631,21 @@ class StaleMonthAdmin(ReadOnlyAggregateAdmin):
     list_filter = (OrganisationFilter,)
     ordering = ("-created_at", "-id")
     fieldsets = ((None, {"fields": ("organisation", "month", "created_at")}),)
+
+
+@admin.register(TaskLock)
+class TaskLockAdmin(PortalModelAdmin):
+    """The leases that keep nightly recomputes from overlapping; a lease past its time is free."""
+
+    list_display = ("name", "locked_until", "owner")
+    ordering = ("name",)
+    readonly_fields = ("name", "locked_until", "owner")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

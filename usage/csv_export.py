@@ -4,10 +4,9 @@ Rows, in order:
 
 - ``month``: one per month of the range (``month_start`` = ``month_end`` = that month), with the
   month's tier facts and API calls;
-- ``api_key``: one per key with jobs in the range, then one ``web`` row for the jobs sent
-  without a key. ``UsageReport`` gives per-key figures for the whole range only, so these rows
-  span the range (``month_start`` and ``month_end`` are its ends); ``_key_periods`` is the one
-  place to change when per-key-per-month figures exist, turning them into key-month rows.
+- ``api_key``: one per key and month in which that key had jobs (``month_start`` =
+  ``month_end`` = that month), key by key, then ``web`` rows for the jobs sent without a key,
+  month by month.
 
 Money is rounded half-up to 5 places and percentages to 2, as everywhere else; a text cell that
 a spreadsheet would run as a formula is prefixed with an apostrophe.
@@ -109,9 +108,10 @@ def _month_row(report: UsageReport, row: MonthRow) -> list[str]:
 
 
 def _key_periods(report: UsageReport) -> Iterator[tuple[dt.date, dt.date, KeyRow]]:
-    """(first month, last month, figures) of every key row: today one whole-range row per key."""
+    """(month, month, figures) of every key-month with jobs, key by key, months in order."""
     for row in key_rows(report):
-        yield report.start_month, report.end_month, row
+        for month, usage in sorted(row.usage.months.items()):
+            yield month, month, KeyRow(name=row.name, api_key=row.api_key, usage=usage)
 
 
 def _key_row(report: UsageReport, start: dt.date, end: dt.date, row: KeyRow) -> list[str]:

@@ -3,7 +3,7 @@
 import datetime as dt
 import re
 
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+_MONTH_RE = re.compile(r"^([0-9]{4})-([0-9]{2})$")  # ASCII digits only, not any Unicode digit
 
 
 def month_of(moment: dt.datetime) -> dt.date:

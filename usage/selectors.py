@@ -82,7 +82,11 @@ class MonthUsage(Usage):
 
 @dataclass
 class KeyUsage(Usage):
+    """One key's usage over the range, with the same figures month by month in ``months``."""
+
     api_key: ApiKey | None = None
+    api_calls: int = 0
+    months: dict[dt.date, Usage] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,7 +100,7 @@ class UsageReport:
     totals: Usage
     months: list[MonthUsage]
     keys: dict[str, KeyUsage]
-    web: Usage
+    web: KeyUsage
     languages: dict[str, int]
     api_calls: int
     free_jobs_left: int
@@ -123,7 +127,7 @@ def usage_report(*, organisation: Organisation, start_month: dt.date, end_month:
         for month in month_range(start_month, end_month)
     }
     totals = Usage(tiers=_empty_tiers(plan))
-    web = Usage(tiers=_empty_tiers(plan))
+    web = KeyUsage(tiers=_empty_tiers(plan))
     by_key: dict[int, KeyUsage] = {}
 
     rows = MonthlyUsage.objects.filter(
@@ -146,7 +150,8 @@ def usage_report(*, organisation: Organisation, start_month: dt.date, end_month:
         else:
             bucket = by_key.setdefault(row["api_key_id"], KeyUsage(tiers=_empty_tiers(plan)))
         month = months[row["month"]]
-        for target in (month, totals, bucket):
+        key_month = bucket.months.setdefault(row["month"], Usage(tiers=_empty_tiers(plan)))
+        for target in (month, totals, bucket, key_month):
             target._add(plan=plan, tier=tier, is_free=is_free, counts=row)
         month.highest_tier = max(month.highest_tier, tier)
 
@@ -167,15 +172,13 @@ def usage_report(*, organisation: Organisation, start_month: dt.date, end_month:
         languages[language] += jobs
 
     api_calls = 0
-    for month, calls in (
-        ApiCallCount.objects.filter(organisation=organisation, month__gte=start_month, month__lte=end_month)
-        .values("month")
-        .annotate(total=Sum("calls"))
-        .order_by()
-        .values_list("month", "total")
-    ):
-        months[month].api_calls = calls
+    for month, api_key_id, calls in ApiCallCount.objects.filter(
+        organisation=organisation, month__gte=start_month, month__lte=end_month
+    ).values_list("month", "api_key_id", "calls"):
+        months[month].api_calls += calls
         api_calls += calls
+        if api_key_id in by_key:
+            by_key[api_key_id].api_calls += calls
 
     return UsageReport(
         organisation=organisation,

@@ -107,17 +107,35 @@ def test_every_figure_equals_the_report(as_member, acme, history):
         assert row["api_key_name"] == row["api_key_prefix"] == row["api_key_status"] == ""
 
     key_rows = [row for row in rows if row["record"] == "api_key"]
-    assert [row["api_key_name"] for row in key_rows] == list(report.keys)
-    for row, (_name, usage) in zip(key_rows, report.keys.items(), strict=True):
-        assert (row["month_start"], row["month_end"]) == ("2024-12", "2025-06")
-        assert row["api_key_prefix"] == usage.api_key.prefix
-        assert row["api_key_status"] == ("revoked" if usage.api_key.is_revoked else "active")
+    expected = [
+        (name, month, usage)
+        for name, key_usage in report.keys.items()
+        for month, usage in sorted(key_usage.months.items())
+    ]
+    assert [(row["api_key_name"], row["month_start"]) for row in key_rows] == [
+        (name, format_month(month)) for name, month, _ in expected
+    ]
+    for row, (name, month, usage) in zip(key_rows, expected, strict=True):
+        api_key = report.keys[name].api_key
+        assert row["month_end"] == row["month_start"] == format_month(month)
+        assert row["api_key_prefix"] == api_key.prefix
+        assert row["api_key_status"] == ("revoked" if api_key.is_revoked else "active")
         assert {key: row[key] for key in _usage_columns(report, usage)} == _usage_columns(report, usage)
-    assert [row["api_key_status"] for row in key_rows] == ["revoked", "active", "active"]
+    assert {row["api_key_status"] for row in key_rows if row["api_key_name"] == history.keys[2].name} == {
+        "revoked"
+    }
+    for name, key_usage in report.keys.items():  # the key-months add up to the key's range figures
+        assert sum(int(row["jobs"]) for row in key_rows if row["api_key_name"] == name) == key_usage.jobs
 
-    (web,) = [row for row in rows if row["record"] == "web"]
-    assert {key: web[key] for key in _usage_columns(report, report.web)} == _usage_columns(report, report.web)
-    assert len(rows) == len(month_rows) + len(key_rows) + 1
+    web_rows = [row for row in rows if row["record"] == "web"]
+    assert [row["month_start"] for row in web_rows] == [
+        format_month(month) for month in sorted(report.web.months)
+    ]
+    for row, usage in zip(
+        web_rows, [report.web.months[month] for month in sorted(report.web.months)], strict=True
+    ):
+        assert {key: row[key] for key in _usage_columns(report, usage)} == _usage_columns(report, usage)
+    assert len(rows) == len(month_rows) + len(key_rows) + len(web_rows)
 
 
 def test_the_rows_add_up_to_the_totals(as_member, acme, history):
@@ -207,4 +225,5 @@ def test_the_export_query_count_does_not_grow_with_the_data(
     with django_assert_num_queries(CSV_QUERIES):
         response = as_member.get(URL, {"start": "2023-07", "end": "2025-06"})
 
-    assert len(_rows(response)) == 24 + keys + 1
+    # 24 month rows, then one row per key-month and per web month with jobs.
+    assert len(_rows(response)) == 24 + keys * months + months
