@@ -238,7 +238,7 @@ _MONTH_PARAMETER = {
     "type": OpenApiTypes.STR,
     "location": OpenApiParameter.QUERY,
     "required": False,
-    "pattern": r"^\d{4}-\d{2}$",
+    "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])$",
 }
 
 
