@@ -95,7 +95,7 @@ def test_api_calls_of_all_keys_revoked_ones_included_add_up(acme, acme_key, bear
 
 
 @pytest.mark.live
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_200_concurrent_requests_are_counted_exactly(live_server, acme_key):
     """10 threads x 20 requests against a live server: the count is exactly 200, plus the read.
 
