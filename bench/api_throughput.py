@@ -135,7 +135,9 @@ def measure_counter(threads: int = 16, per_thread: int = 200) -> dict:
     from usage.calls import api_call_record
     from usage.models import ApiCallCount
 
-    organisation_key = ApiKey.objects.select_related("organisation").filter(organisation__org_id=ORG_ID).first()
+    organisation_key = (
+        ApiKey.objects.select_related("organisation").filter(organisation__org_id=ORG_ID).first()
+    )
     api_key = api_key_create(
         organisation=organisation_key.organisation, name=f"counter probe {secrets.token_hex(4)}"
     ).api_key
@@ -271,9 +273,7 @@ def calls_of_key(key: str) -> int:
     from accounts.keys import parse_lookup
     from usage.models import ApiCallCount
 
-    return sum(
-        ApiCallCount.objects.filter(api_key__lookup=parse_lookup(key)).values_list("calls", flat=True)
-    )
+    return sum(ApiCallCount.objects.filter(api_key__lookup=parse_lookup(key)).values_list("calls", flat=True))
 
 
 def main() -> None:
