@@ -126,26 +126,27 @@ def prepare_data() -> tuple[str, str, str]:
     return run_key.plaintext, format_month(start), format_month(end)
 
 
-def measure_counter(threads: int = 16, per_thread: int = 200) -> dict:
-    """Increment one key's counter from ``threads`` threads at once; latency of each statement."""
+def measure_counter(threads: int = 16, per_thread: int = 200) -> dict[str, dict]:
+    """Latency of the call counter's statement: alone, then from ``threads`` threads at once on
+    one key's row (requests of one key queue there), then on ``threads`` keys of the organisation
+    (they should not queue at all). Each scenario also checks the count is exact.
+    """
     from django.db import connection
 
-    from accounts.models import ApiKey
+    from accounts.models import Organisation
     from accounts.services import api_key_create
     from usage.calls import api_call_record
     from usage.models import ApiCallCount
 
-    organisation_key = (
-        ApiKey.objects.select_related("organisation").filter(organisation__org_id=ORG_ID).first()
-    )
-    api_key = api_key_create(
-        organisation=organisation_key.organisation, name=f"counter probe {secrets.token_hex(4)}"
-    ).api_key
+    organisation = Organisation.objects.get(org_id=ORG_ID)
 
-    def worker(count: int) -> list[float]:
+    def probe_key():
+        return api_key_create(organisation=organisation, name=f"counter probe {secrets.token_hex(4)}").api_key
+
+    def worker(api_key) -> list[float]:
         latencies = []
         try:
-            for _ in range(count):
+            for _ in range(per_thread):
                 started = time.perf_counter()
                 api_call_record(api_key=api_key, now=dt.datetime.now(dt.UTC))
                 latencies.append(time.perf_counter() - started)
@@ -153,22 +154,26 @@ def measure_counter(threads: int = 16, per_thread: int = 200) -> dict:
             connection.close()
         return latencies
 
-    single = worker(per_thread)
-    started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
-        results = list(pool.map(worker, [per_thread] * threads))
-    elapsed = time.perf_counter() - started
-    contended = [latency for batch in results for latency in batch]
-    counted = sum(ApiCallCount.objects.filter(api_key=api_key).values_list("calls", flat=True))
+    def scenario(keys: list) -> dict:
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(keys)) as pool:
+            results = list(pool.map(worker, keys))
+        elapsed = time.perf_counter() - started
+        latencies = [latency for batch in results for latency in batch]
+        counted = sum(ApiCallCount.objects.filter(api_key__in=set(keys)).values_list("calls", flat=True))
+        return {
+            "p50_ms": statistics.median(latencies) * 1000,
+            "p99_ms": percentile(latencies, 99) * 1000,
+            "per_s": len(latencies) / elapsed,
+            "counted": counted,
+            "expected": len(latencies),
+        }
+
+    one_key = probe_key()
     return {
-        "single_p50_ms": statistics.median(single) * 1000,
-        "single_p99_ms": percentile(single, 99) * 1000,
-        "contended_p50_ms": statistics.median(contended) * 1000,
-        "contended_p99_ms": percentile(contended, 99) * 1000,
-        "contended_per_s": len(contended) / elapsed,
-        "expected": per_thread * (threads + 1),
-        "counted": counted,
-        "threads": threads,
+        "alone": scenario([probe_key()]),
+        f"{threads} threads, one key": scenario([one_key] * threads),
+        f"{threads} threads, {threads} keys": scenario([probe_key() for _ in range(threads)]),
     }
 
 
@@ -293,19 +298,19 @@ def main() -> None:
     setup_django(environment)
     from django.db import connection
 
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the run")
     print(f"database: {connection.vendor} {urlparse(database_url).path.lstrip('/')}")
     print(f"cache: {environment.get('CACHE_URL', 'local memory (per process)')}")
     started = time.monotonic()
     key, start_month, end_month = prepare_data()
     print(f"data: {MONTHS} months x {JOBS_PER_MONTH} jobs, {KEYS} keys ({time.monotonic() - started:.1f} s)")
 
-    counter = measure_counter()
-    print(
-        f"call counter, one key's row: alone p50 {counter['single_p50_ms']:.2f} ms "
-        f"p99 {counter['single_p99_ms']:.2f} ms; {counter['threads']} threads at once "
-        f"p50 {counter['contended_p50_ms']:.2f} ms p99 {counter['contended_p99_ms']:.2f} ms, "
-        f"{counter['contended_per_s']:.0f} increments/s; counted {counter['counted']} of {counter['expected']}"
-    )
+    print("call counter (one INSERT ... ON CONFLICT DO UPDATE per call, autocommit):")
+    for name, figures in measure_counter().items():
+        print(
+            f"  {name:<24} p50 {figures['p50_ms']:6.2f} ms   p99 {figures['p99_ms']:6.2f} ms   "
+            f"{figures['per_s']:6.0f} calls/s   counted {figures['counted']} of {figures['expected']}"
+        )
     connection.close()
 
     loadgen = args.loadgen
@@ -350,6 +355,9 @@ def main() -> None:
     print(f"ratio /usage : minimal = {ratio:.2f} (budget >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})")
     counted = calls_of_key(key) - warm_calls
     print(f"API calls counted during the load: {counted} (the load generator completed {sent})")
+    print(
+        f"load average after the run: {os.getloadavg()[0]:.2f} (other work on the machine skews every figure)"
+    )
     retire_run_keys()
 
 
