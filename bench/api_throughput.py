@@ -274,6 +274,46 @@ def run_python_load(url: str, key: str, duration: int, connections: int) -> dict
     }
 
 
+def child_pids(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (gunicorn's workers)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                pids.append(int(entry.name))
+    return pids
+
+
+def database_backend_pids() -> list[int]:
+    """PostgreSQL server processes serving other connections to the benchmark database."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` so far (processes that are gone count as 0)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def calls_of_key(key: str) -> int:
     from accounts.keys import parse_lookup
     from usage.models import ApiCallCount
@@ -335,7 +375,12 @@ def main() -> None:
         warm_calls = calls_of_key(key)
         sent = 0
         for name, url in endpoints.items():
+            app_pids, database_pids = child_pids(server.pid), database_backend_pids()
+            app_before, database_before = cpu_seconds(app_pids), cpu_seconds(database_pids)
             results[name] = runner(url, key, args.duration, args.connections)
+            served = max(1, results[name]["requests"])
+            results[name]["app_cpu_ms"] = (cpu_seconds(app_pids) - app_before) / served * 1000
+            results[name]["database_cpu_ms"] = (cpu_seconds(database_pids) - database_before) / served * 1000
             sent += results[name]["requests"]
     finally:
         server.terminate()
@@ -350,9 +395,21 @@ def main() -> None:
             f"  {name:<32} {figures['requests_per_s']:8.0f} req/s   p50 {figures['p50_ms']:6.2f} ms   "
             f"p99 {figures['p99_ms']:6.2f} ms   ({figures['requests']} requests, {figures['errors']} non-2xx)"
         )
+    for name, figures in results.items():
+        print(
+            f"  {name:<32} CPU per request: gunicorn {figures['app_cpu_ms']:.2f} ms + "
+            f"PostgreSQL {figures['database_cpu_ms']:.2f} ms"
+        )
     minimal, usage = (figures["requests_per_s"] for figures in results.values())
     ratio = usage / minimal
     print(f"ratio /usage : minimal = {ratio:.2f} (budget >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})")
+    cpu_minimal, cpu_usage = (
+        figures["app_cpu_ms"] + figures["database_cpu_ms"] for figures in results.values()
+    )
+    print(
+        f"ratio of CPU cost per request (minimal / usage) = {cpu_minimal / cpu_usage:.2f} "
+        "(what the throughput ratio tends to on an otherwise idle, CPU-bound machine)"
+    )
     counted = calls_of_key(key) - warm_calls
     print(f"API calls counted during the load: {counted} (the load generator completed {sent})")
     print(
