@@ -190,6 +190,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/min")
+# Failed authentications (401s) allowed per client address and window before it gets 429s.
+API_AUTH_FAILURE_RATE = env.str("API_AUTH_FAILURE_RATE", default="30/min")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
@@ -198,6 +200,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "portal.exceptions.api_exception_handler",
+    # Proxies in front of the portal whose X-Forwarded-For entry is trusted to name the client
+    # (0: use the socket's address, so the header cannot be forged to dodge a limit).
+    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
 }
 
 SPECTACULAR_SETTINGS = {
@@ -207,6 +213,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "DESCRIPTION": (
+        "Usage of your organisation as JSON, authenticated with an API key sent as "
+        "`Authorization: Bearer <key>`. Every request made with a valid key counts as one API call "
+        "of its organisation, whatever the answer. Responses are never cached (`Cache-Control: no-store`)."
+    ),
 }
 
 LOGGING = {

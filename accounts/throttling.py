@@ -1,0 +1,112 @@
+"""Rate limits of the REST API, counted in the default cache (Redis in production).
+
+Both limits count hits in fixed windows (``600/min``: at most 600 hits from :00 to :59 of each
+minute) with the cache's atomic increment, so a count costs one cache round trip, never a
+read-modify-write of a list of timestamps, and stays exact when many workers share the cache.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
+from rest_framework.throttling import BaseThrottle
+
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``hits`` allowed per window of ``seconds``, parsed from DRF's ``N/period`` notation."""
+
+    hits: int
+    seconds: int
+
+    @classmethod
+    def parse(cls, text: str, *, setting: str) -> "Rate":
+        """Parse ``600/min``, ``10/s``, ``1000/hour``, ``5000/day``; the period's first letter counts."""
+        try:
+            hits, period = text.split("/")
+            rate = cls(hits=int(hits), seconds=_PERIODS[period.strip()[:1].lower()])
+        except (ValueError, KeyError, AttributeError):
+            raise ImproperlyConfigured(f"{setting} must look like '600/min', got {text!r}") from None
+        if rate.hits < 1:
+            raise ImproperlyConfigured(f"{setting} must allow at least one request, got {text!r}")
+        return rate
+
+    def window(self, now: float) -> tuple[int, float]:
+        """The index of the window holding ``now``, and the seconds left until it ends."""
+        index = int(now // self.seconds)
+        return index, (index + 1) * self.seconds - now
+
+
+def _incr(key: str, *, timeout: int) -> int:
+    try:
+        return cache.incr(key)
+    except ValueError:
+        if cache.add(key, 1, timeout=timeout):
+            return 1
+        return cache.incr(key)
+
+
+def _retry_after(seconds_left: float) -> int:
+    return max(1, math.ceil(seconds_left))
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """At most ``API_THROTTLE_RATE`` requests per API key (``request.auth``) and window.
+
+    Every request counts, throttled ones included; ``wait()`` is the time until the window ends,
+    which DRF sends as ``Retry-After``. Requests without a key are not throttled here.
+    """
+
+    def __init__(self) -> None:
+        self.rate = Rate.parse(settings.API_THROTTLE_RATE, setting="API_THROTTLE_RATE")
+        self._wait: int | None = None
+
+    def allow_request(self, request, view) -> bool:
+        api_key = request.auth
+        if api_key is None:
+            return True
+        index, seconds_left = self.rate.window(time.time())
+        hits = _incr(f"throttle:key:{api_key.pk}:{self.rate.seconds}:{index}", timeout=self.rate.seconds + 5)
+        if hits <= self.rate.hits:
+            return True
+        self._wait = _retry_after(seconds_left)
+        return False
+
+    def wait(self) -> int | None:
+        return self._wait
+
+
+class AuthFailureLimit:
+    """At most ``API_AUTH_FAILURE_RATE`` failed authentications (401s) per client address and window.
+
+    Once an address has used its budget, ``blocked_for`` tells for how long every further
+    request from it should be refused (429) without even looking its key up. ``ident`` is the
+    client address as DRF's ``BaseThrottle.get_ident`` finds it (see ``NUM_PROXIES``).
+    """
+
+    def __init__(self) -> None:
+        self.rate = Rate.parse(settings.API_AUTH_FAILURE_RATE, setting="API_AUTH_FAILURE_RATE")
+
+    def _key(self, ident: str, index: int) -> str:
+        return f"throttle:authfail:{ident}:{self.rate.seconds}:{index}"
+
+    def blocked_for(self, ident: str) -> int | None:
+        """Seconds until ``ident`` may try again, or None when it is within its budget."""
+        index, seconds_left = self.rate.window(time.time())
+        if (cache.get(self._key(ident, index)) or 0) < self.rate.hits:
+            return None
+        return _retry_after(seconds_left)
+
+    def record(self, ident: str) -> None:
+        """Count one failed authentication of ``ident``."""
+        index, _ = self.rate.window(time.time())
+        _incr(self._key(ident, index), timeout=self.rate.seconds + 5)
+
+    @staticmethod
+    def ident(request) -> str:
+        return BaseThrottle().get_ident(request) or "unknown"

@@ -1,0 +1,76 @@
+"""Fixtures of the REST API tests: Bearer clients, job inputs, a pinned clock, clean throttles."""
+
+import datetime as dt
+import itertools
+import json
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.core.cache import cache
+
+from usage.services import JobInput
+
+NOW = dt.datetime(2025, 3, 15, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttles(db):
+    """Every test starts with no throttle or failed-authentication counts."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def march_2025():
+    """Pin the clock to 2025-03-15 12:00 UTC: the current month is 2025-03."""
+    with time_machine.travel(NOW, tick=False):
+        yield NOW
+
+
+@pytest.fixture
+def bearer(client):
+    """``bearer(key, path, params)``: GET ``path`` with ``Authorization: Bearer <key>``."""
+
+    def get(key: str, path: str, params: dict | None = None, **extra):
+        return client.get(path, params or {}, headers={"Authorization": f"Bearer {key}"}, **extra)
+
+    return get
+
+
+@pytest.fixture
+def exact_json():
+    """``exact_json(response)``: the body, with every number that has a fraction as a ``Decimal``."""
+
+    def parse(response):
+        return json.loads(response.content, parse_float=Decimal)
+
+    return parse
+
+
+_external_ids = itertools.count(1)
+
+
+@pytest.fixture
+def job():
+    """``job(organisation, created_at=..., api_key=None, **fields)``: a ``JobInput`` with defaults."""
+
+    def make(organisation, *, created_at: dt.datetime, api_key=None, **overrides) -> JobInput:
+        values = {
+            "organisation_id": organisation.pk,
+            "api_key_id": api_key.pk if api_key else None,
+            "external_id": f"api-test-{next(_external_ids)}",
+            "created_at": created_at,
+            "language": "Hindi",
+            "audio_duration_seconds": 60,
+            "status": "completed",
+            "has_transcript": True,
+            "has_lrc": True,
+            "transcription_tokens": 100,
+            "note_tokens": 200,
+        }
+        values.update(overrides)
+        return JobInput(**values)
+
+    return make

@@ -1,0 +1,93 @@
+"""Queries per request are few and do not grow with jobs, keys or months."""
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.services import api_key_create, api_key_revoke, organisation_create
+
+# key check, call count, stale-mark check, plan + tiers, month rows, key names, languages,
+# call totals, all-time job count for free_jobs_left
+MONTHLY_QUERIES = 10
+# key check, call count, stale-mark check, language rows, call totals
+ALL_TIME_QUERIES = 5
+# key check, call count
+PING_QUERIES = 2
+
+
+def _organisation(name: str, *, keys: int, months: int, jobs_per_month: int, job, add_jobs):
+    organisation = organisation_create(name=name, org_id=f"org_{name.lower()}", free_job_allowance=3)
+    created = [api_key_create(organisation=organisation, name=f"key {index}") for index in range(keys)]
+    jobs = []
+    for month in range(months):
+        moment = dt.datetime(2024 + (3 + month) // 12, (3 + month) % 12 + 1, 2, tzinfo=dt.UTC)
+        for index in range(jobs_per_month):
+            api_key = created[index % (keys + 1)].api_key if index % (keys + 1) < keys else None
+            jobs.append(
+                job(
+                    organisation,
+                    api_key=api_key,
+                    created_at=moment + dt.timedelta(minutes=index),
+                    language=["Hindi", "Tamil", "Telugu"][index % 3],
+                )
+            )
+    add_jobs(jobs)
+    if keys > 1:
+        api_key_revoke(api_key=created[-1].api_key)
+    return created[0]
+
+
+@pytest.fixture
+def small(job, add_jobs):
+    return _organisation("Small", keys=1, months=1, jobs_per_month=1, job=job, add_jobs=add_jobs)
+
+
+@pytest.fixture
+def large(job, add_jobs):
+    return _organisation("Large", keys=4, months=12, jobs_per_month=60, job=job, add_jobs=add_jobs)
+
+
+def _queries(bearer, key, path: str, params: dict) -> int:
+    bearer(key.plaintext, path, params)  # the first request also records the key's last use
+    with CaptureQueriesContext(connection) as captured:
+        response = bearer(key.plaintext, path, params)
+    assert response.status_code == 200
+    return len(captured.captured_queries)
+
+
+PERIOD = {"start_month": "2024-04", "end_month": "2025-03"}
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "expected"),
+    [
+        ("/usage", PERIOD, MONTHLY_QUERIES),
+        ("/usage", {"start_month": "2015-04"}, MONTHLY_QUERIES),
+        ("/api/v1/usage", {}, ALL_TIME_QUERIES),
+        ("/api/v1/ping", {}, PING_QUERIES),
+    ],
+)
+def test_query_count_is_the_same_for_small_and_large_data(
+    small, large, bearer, march_2025, path, params, expected
+):
+    assert _queries(bearer, small, path, params) == expected
+    assert _queries(bearer, large, path, params) == expected
+
+
+def test_the_large_data_set_is_really_large(large, bearer, march_2025):
+    body = bearer(large.plaintext, "/usage", PERIOD).json()
+
+    assert body["totals"]["jobs"] == 720
+    assert len(body["monthly_breakdown"]) == 12
+    assert len(body["api_keys"]) == 4
+
+
+def test_query_count_is_bounded_with_django_assert_num_queries(
+    small, bearer, march_2025, django_assert_num_queries
+):
+    bearer(small.plaintext, "/usage", PERIOD)
+
+    with django_assert_num_queries(MONTHLY_QUERIES):
+        bearer(small.plaintext, "/usage", PERIOD)
