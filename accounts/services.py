@@ -101,7 +101,8 @@ def api_key_verify(plaintext: str) -> ApiKey | None:
     lookup = keys.parse_lookup(plaintext)
     if lookup is None:
         return None
-    api_key = ApiKey.objects.select_related("organisation").filter(lookup=lookup).first()
+    # order_by(): the model's default ordering would make .first() sort through a join.
+    api_key = ApiKey.objects.select_related("organisation").filter(lookup=lookup).order_by().first()
     if api_key is None or not keys.key_matches(plaintext, api_key.digest, signing_keys=_signing_keys()):
         return None
     if api_key.revoked_at is not None:

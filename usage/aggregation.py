@@ -170,7 +170,6 @@ def _insert_chunk() -> int:
     return 1000 if connection.vendor == "postgresql" else 50
 
 
-
 def _apply(kind: str, rows: list[tuple]) -> int:
     model, keys, values = _TABLES[kind]
     table = _q(model._meta.db_table)

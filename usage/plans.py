@@ -1,6 +1,6 @@
 """Loading pricing plans from the database into the pure ``usage.pricing.Plan``."""
 
-from .models import STANDARD_PLAN_NAME, PricingPlan
+from .models import STANDARD_PLAN_NAME, PricingPlan, PricingTier
 from .pricing import Plan, Tier
 
 
@@ -27,8 +27,23 @@ def standard_plan_id() -> int:
 
 
 def plan_for_organisation(organisation) -> Plan:
-    """The plan that prices ``organisation``: its own, or 'standard' when it has none."""
-    queryset = PricingPlan.objects.prefetch_related("tiers")
+    """The plan that prices ``organisation``: its own, or 'standard' when it has none (one query)."""
+    tiers = PricingTier.objects.select_related("plan").order_by("first_rank")
     if organisation.plan_id is not None:
-        return _to_plan(queryset.get(pk=organisation.plan_id))
-    return _to_plan(queryset.get(name=STANDARD_PLAN_NAME))
+        tiers = list(tiers.filter(plan_id=organisation.plan_id))
+    else:
+        tiers = list(tiers.filter(plan__name=STANDARD_PLAN_NAME))
+    if not tiers:  # a plan without tiers is refused by Plan itself, with its name
+        plan = PricingPlan.objects.get(pk=organisation.plan_id) if organisation.plan_id else None
+        return _to_plan(plan or PricingPlan.objects.get(name=STANDARD_PLAN_NAME))
+    plan = tiers[0].plan
+    return Plan(
+        name=plan.name,
+        per_job_fee=plan.per_job_fee,
+        transcription_rate=plan.transcription_rate,
+        note_rate=plan.note_rate,
+        tiers=tuple(
+            Tier(name=tier.name, first_rank=tier.first_rank, discount_percent=tier.discount_percent)
+            for tier in tiers
+        ),
+    )

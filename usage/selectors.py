@@ -44,23 +44,47 @@ class Usage:
     def success_rate_percent(self) -> Decimal:
         return pricing.ZERO if not self.jobs else Decimal(self.completed_jobs) * 100 / self.jobs
 
-    def _add(self, *, plan: pricing.Plan, tier: int, is_free: bool, counts: dict) -> None:
-        base = pricing.base_cost(
-            plan,
-            jobs=counts["jobs"],
-            transcription_tokens=counts["transcription_tokens"],
-            note_tokens=counts["note_tokens"],
+    def _add(self, row: "_PricedRow") -> None:
+        self.jobs += row.jobs
+        self.completed_jobs += row.completed_jobs
+        self.audio_duration_seconds += row.audio_duration_seconds
+        self.transcription_tokens += row.transcription_tokens
+        self.note_tokens += row.note_tokens
+        self.free_jobs += row.jobs if row.is_free else 0
+        self.base_cost += row.base
+        self.final_cost += row.final
+        self.tiers[row.tier_name] = self.tiers.get(row.tier_name, 0) + row.jobs
+
+
+@dataclass(slots=True)
+class _PricedRow:
+    """One stored aggregate row with its money worked out once."""
+
+    jobs: int
+    completed_jobs: int
+    audio_duration_seconds: int
+    transcription_tokens: int
+    note_tokens: int
+    is_free: bool
+    tier_name: str
+    base: Decimal
+    final: Decimal
+
+    @classmethod
+    def of(cls, plan: pricing.Plan, *, tier: int, is_free: bool, counts: tuple[int, ...]) -> "_PricedRow":
+        jobs, completed, seconds, transcription, notes = counts
+        base = pricing.base_cost(plan, jobs=jobs, transcription_tokens=transcription, note_tokens=notes)
+        return cls(
+            jobs=jobs,
+            completed_jobs=completed,
+            audio_duration_seconds=seconds,
+            transcription_tokens=transcription,
+            note_tokens=notes,
+            is_free=is_free,
+            tier_name=plan.tier_at(tier).name,
+            base=base,
+            final=pricing.final_cost(plan, base=base, tier=tier, is_free=is_free),
         )
-        self.jobs += counts["jobs"]
-        self.completed_jobs += counts["completed_jobs"]
-        self.audio_duration_seconds += counts["audio_duration_seconds"]
-        self.transcription_tokens += counts["transcription_tokens"]
-        self.note_tokens += counts["note_tokens"]
-        self.free_jobs += counts["jobs"] if is_free else 0
-        self.base_cost += base
-        self.final_cost += pricing.final_cost(plan, base=base, tier=tier, is_free=is_free)
-        name = plan.tier_at(tier).name
-        self.tiers[name] = self.tiers.get(name, 0) + counts["jobs"]
 
 
 @dataclass
@@ -132,7 +156,7 @@ def usage_report(*, organisation: Organisation, start_month: dt.date, end_month:
 
     rows = MonthlyUsage.objects.filter(
         organisation=organisation, month__gte=start_month, month__lte=end_month
-    ).values(
+    ).values_list(
         "month",
         "api_key_id",
         "tier",
@@ -143,16 +167,21 @@ def usage_report(*, organisation: Organisation, start_month: dt.date, end_month:
         "transcription_tokens",
         "note_tokens",
     )
-    for row in rows:
-        tier, is_free = min(row["tier"], len(plan.tiers)), row["is_free"]
-        if row["api_key_id"] is None:
+    for month_start, api_key_id, tier, is_free, *counts in rows:
+        tier = min(tier, len(plan.tiers))
+        priced = _PricedRow.of(plan, tier=tier, is_free=is_free, counts=tuple(counts))
+        if api_key_id is None:
             bucket = web
         else:
-            bucket = by_key.setdefault(row["api_key_id"], KeyUsage(tiers=_empty_tiers(plan)))
-        month = months[row["month"]]
-        key_month = bucket.months.setdefault(row["month"], Usage(tiers=_empty_tiers(plan)))
+            bucket = by_key.get(api_key_id) or by_key.setdefault(
+                api_key_id, KeyUsage(tiers=_empty_tiers(plan))
+            )
+        month = months[month_start]
+        key_month = bucket.months.get(month_start) or bucket.months.setdefault(
+            month_start, Usage(tiers=_empty_tiers(plan))
+        )
         for target in (month, totals, bucket, key_month):
-            target._add(plan=plan, tier=tier, is_free=is_free, counts=row)
+            target._add(priced)
         month.highest_tier = max(month.highest_tier, tier)
 
     keys: dict[str, KeyUsage] = {}

@@ -8,9 +8,9 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.services import api_key_create, api_key_revoke, organisation_create
 
-# key check, call count, stale-mark check, plan + tiers, month rows, key names, languages,
+# key check, call count, stale-mark check, plan with its tiers, month rows, key names, languages,
 # call totals, all-time job count for free_jobs_left
-MONTHLY_QUERIES = 10
+MONTHLY_QUERIES = 9
 # key check, call count, stale-mark check, language rows, call totals
 ALL_TIME_QUERIES = 5
 # key check, call count

@@ -297,7 +297,7 @@ def test_report_query_count_does_not_grow_with_jobs(db, acme, globex, django_ass
     )
     counts = []
     for organisation in (acme, globex):
-        with django_assert_num_queries(7) as context:
+        with django_assert_num_queries(6) as context:
             usage_report(
                 organisation=organisation, start_month=dt.date(2025, 1, 1), end_month=dt.date(2025, 12, 1)
             )

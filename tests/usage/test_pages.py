@@ -345,7 +345,7 @@ def test_an_inactive_organisation_is_flagged(as_member, acme, history):
 
 # session, user, access, then usage_report (stale marks, plan, tiers, monthly rows, keys,
 # languages, API calls, free jobs left), then the header's organisation switcher.
-PAGE_QUERIES = 12
+PAGE_QUERIES = 11
 
 
 def _small(acme):
