@@ -27,7 +27,12 @@ from usage.models import ApiCallCount, Job, MonthlyUsage
 from usage.months import current_month, format_month
 from usage.pricing import present_money, present_percent
 from usage.selectors import usage_all_time, usage_report
-from usage.services import organisation_free_allowance_set, organisation_plan_set, usage_recompute
+from usage.services import (
+    organisation_free_allowance_set,
+    organisation_plan_set,
+    usage_recompute,
+    usage_version_bump,
+)
 
 from .keys import KEY_PREFIX, LOOKUP_LENGTH
 from .models import ApiKey, Membership, Organisation, User
@@ -548,6 +553,8 @@ class ApiKeyAdmin(PortalModelAdmin):
         if change:
             if form.changed_data:
                 obj.save(update_fields=form.changed_data)
+            if "name" in form.changed_data:  # key names are the keys of /usage's api_keys
+                usage_version_bump(organisation_ids=[obj.organisation_id])
             return
         created = api_key_create(organisation=obj.organisation, name=obj.name, created_by=request.user)
         _adopt(obj, created.api_key)

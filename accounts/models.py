@@ -35,6 +35,9 @@ class Organisation(models.Model):
         default=0, help_text="The organisation's first N jobs of all time cost nothing."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Bumped in the transaction of every change that alters what usage reads show (aggregates,
+    # plan, allowance, key names), so a cached response keyed by it can never be stale.
+    usage_version = models.PositiveBigIntegerField(default=0, editable=False)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="organisations"
     )

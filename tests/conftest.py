@@ -13,6 +13,15 @@ _external_ids = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: rolled-back tests reuse primary keys on SQLite."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _standard_plan(request):
     """Keep the migration's standard plan present even after a transactional test flushed it."""
     if "django_db_setup" not in request.fixturenames:

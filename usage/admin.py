@@ -35,7 +35,7 @@ from .models import (
 )
 from .months import current_month, format_month, month_bounds, month_of, month_range, parse_month
 from .pricing import tier_problems
-from .services import job_delete, job_save, pricing_plan_tiers_changed
+from .services import job_delete, job_save, pricing_plan_changed, pricing_plan_tiers_changed
 
 
 class EstimatedCountPaginator(Paginator):
@@ -478,6 +478,8 @@ class PricingPlanAdmin(PortalModelAdmin):
     def save_related(self, request, form, formsets, change):
         before = _tier_ladder(form.instance) if change else None
         super().save_related(request, form, formsets, change)
+        if change:
+            pricing_plan_changed(plan_id=form.instance.pk)
         if change and _tier_ladder(form.instance) != before:
             marked = pricing_plan_tiers_changed(plan_id=form.instance.pk)
             self.message_user(

@@ -5,6 +5,7 @@ come from ``usage.selectors`` only. ``ApiKeyView`` holds the policy they share (
 call counting, throttling, JSON errors, no caching).
 """
 
+from django.core.cache import cache
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -20,7 +21,7 @@ from portal.renderers import ExactJSONRenderer
 from .calls import api_call_record
 from .months import month_of
 from .periods import PeriodError, period_resolve
-from .selectors import usage_all_time, usage_report
+from .selectors import usage_all_time, usage_report, usage_version
 from .serializers import (
     AllTimeUsageSerializer,
     ErrorSerializer,
@@ -31,6 +32,8 @@ from .serializers import (
     all_time_usage_data,
     monthly_usage_data,
 )
+
+BODY_CACHE_SECONDS = 3600
 
 
 class JSONOnlyNegotiation(BaseContentNegotiation):
@@ -300,12 +303,25 @@ class MonthlyUsageView(ApiKeyView):
             raise exceptions.ValidationError(
                 {"detail": f"Invalid query parameter: {names}.", **error.errors}
             ) from None
-        report = usage_report(
-            organisation=request.auth.organisation,
-            start_month=period.start_month,
-            end_month=period.end_month,
+        organisation = request.auth.organisation
+        # The body depends only on the organisation's usage version and the period, so a cached
+        # body under the current version is exactly what a fresh report would say.
+        cache_key = (
+            f"usage-body:{organisation.pk}:{usage_version(organisation=organisation)}:"
+            f"{period.start_month:%Y-%m}:{period.end_month:%Y-%m}"
         )
-        return Response(monthly_usage_data(report))
+        body = cache.get(cache_key)
+        if body is None:
+            body = monthly_usage_data(
+                usage_report(
+                    organisation=organisation,
+                    start_month=period.start_month,
+                    end_month=period.end_month,
+                    refresh=False,
+                )
+            )
+            cache.set(cache_key, body, timeout=BODY_CACHE_SECONDS)
+        return Response(body)
 
 
 class AllTimeUsageView(ApiKeyView):

@@ -137,14 +137,17 @@ def _empty_tiers(plan: pricing.Plan) -> dict[str, int]:
     return dict.fromkeys(plan.tier_names, 0)
 
 
-def usage_report(*, organisation: Organisation, start_month: dt.date, end_month: dt.date) -> UsageReport:
+def usage_report(
+    *, organisation: Organisation, start_month: dt.date, end_month: dt.date, refresh: bool = True
+) -> UsageReport:
     """Usage of ``organisation`` from ``start_month`` to ``end_month`` (first days, inclusive).
 
     Reads only stored aggregates (after resolving stale marks), so its cost does not depend on
     the number of jobs. Every month of the range is present; every plan tier is in every
     ``tiers``; ``keys`` holds, by name, every key with jobs in the range (revoked ones included).
     """
-    usage_refresh(organisation_id=organisation.pk)
+    if refresh:  # False only right after ``usage_version``, which has just resolved the marks
+        usage_refresh(organisation_id=organisation.pk)
     plan = plan_for_organisation(organisation)
     months = {
         month: MonthUsage(month=month, tiers=_empty_tiers(plan))
@@ -222,6 +225,18 @@ def usage_report(*, organisation: Organisation, start_month: dt.date, end_month:
         api_calls=api_calls,
         free_jobs_left=free_jobs_left(organisation=organisation),
     )
+
+
+def usage_version(*, organisation: Organisation) -> int:
+    """Resolve stale marks, then return the organisation's usage version (see the model).
+
+    Reads keyed by this version may be cached: any change to what they show bumps it.
+    """
+    if usage_refresh(organisation_id=organisation.pk) is not None:
+        organisation.usage_version = Organisation.objects.values_list("usage_version", flat=True).get(
+            pk=organisation.pk
+        )
+    return organisation.usage_version
 
 
 def free_jobs_left(*, organisation: Organisation) -> int:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from accounts.models import Organisation
 
@@ -59,6 +59,14 @@ class RecomputeResult:
         self.rows_corrected += other.rows_corrected
         self.jobs_retiered += other.jobs_retiered
         self.jobs_refreed += other.jobs_refreed
+
+
+def usage_version_bump(*, organisation_ids: Collection[int] | None) -> None:
+    """Invalidate cached usage of these organisations (None: all of them)."""
+    organisations = Organisation.objects.all()
+    if organisation_ids is not None:
+        organisations = organisations.filter(pk__in=organisation_ids)
+    organisations.update(usage_version=F("usage_version") + 1)
 
 
 def usage_mark_stale(*, organisation_id: int, months: Iterable[dt.date] | None) -> None:
@@ -208,6 +216,8 @@ def _recompute_locked(
             )
     if progress:
         progress(1)
+    if result.rows_corrected:
+        usage_version_bump(organisation_ids=None if whole_table else list(scope))
     result.months = aggregation.stored_month_count(base_scope)
     return result
 
@@ -404,6 +414,7 @@ def organisation_free_allowance_set(*, organisation: Organisation, allowance: in
     with transaction.atomic():
         Organisation.objects.filter(pk=organisation.pk).update(free_job_allowance=allowance)
         organisation.free_job_allowance = allowance
+        usage_version_bump(organisation_ids=[organisation.pk])
         months, _ = _sync_free_flags(organisation.pk, allowance)
         if months:
             usage_mark_stale(organisation_id=organisation.pk, months=months)
@@ -435,10 +446,25 @@ def organisation_plan_set(*, organisation: Organisation, plan) -> Organisation:
         )
         organisation.plan = plan
         Organisation.objects.filter(pk=organisation.pk).update(plan=plan)
+        usage_version_bump(organisation_ids=[organisation.pk])
         if _tier_ladder(plan.pk if plan else None) != _tier_ladder(stored_plan_id):
             usage_mark_stale(organisation_id=organisation.pk, months=None)
     usage_refresh(organisation_id=organisation.pk)
     return organisation
+
+
+def _organisations_priced_by(plan_id: int):
+    from .models import STANDARD_PLAN_NAME, PricingPlan
+
+    if PricingPlan.objects.filter(pk=plan_id, name=STANDARD_PLAN_NAME).exists():
+        return Organisation.objects.filter(Q(plan_id=plan_id) | Q(plan__isnull=True))
+    return Organisation.objects.filter(plan_id=plan_id)
+
+
+def pricing_plan_changed(*, plan_id: int) -> None:
+    """Call after any edit of a plan or its tiers: prices are applied at read time, so only
+    cached reads of the organisations it prices need invalidating."""
+    usage_version_bump(organisation_ids=list(_organisations_priced_by(plan_id).values_list("pk", flat=True)))
 
 
 def pricing_plan_tiers_changed(*, plan_id: int) -> int:
@@ -447,13 +473,9 @@ def pricing_plan_tiers_changed(*, plan_id: int) -> int:
     Call after the plan's tier ranks changed; organisations are refreshed at their next read or
     by the nightly run.
     """
-    from .models import STANDARD_PLAN_NAME, PricingPlan
-
-    organisations = Organisation.objects.filter(plan_id=plan_id)
-    if PricingPlan.objects.filter(pk=plan_id, name=STANDARD_PLAN_NAME).exists():
-        organisations = Organisation.objects.filter(Q(plan_id=plan_id) | Q(plan__isnull=True))
-    organisation_ids = list(organisations.values_list("pk", flat=True))
+    organisation_ids = list(_organisations_priced_by(plan_id).values_list("pk", flat=True))
     StaleMonth.objects.bulk_create(StaleMonth(organisation_id=pk, month=None) for pk in organisation_ids)
+    usage_version_bump(organisation_ids=organisation_ids)
     return len(organisation_ids)
 
 

@@ -3,14 +3,17 @@
 import datetime as dt
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.services import api_key_create, api_key_revoke, organisation_create
 
 # key check, call count, stale-mark check, plan with its tiers, month rows, key names, languages,
-# call totals, all-time job count for free_jobs_left
+# call totals, all-time job count for free_jobs_left (a body not cached yet)
 MONTHLY_QUERIES = 9
+# key check, call count, stale-mark check (the body is cached under the usage version)
+MONTHLY_CACHED_QUERIES = 3
 # key check, call count, stale-mark check, language rows, call totals
 ALL_TIME_QUERIES = 5
 # key check, call count
@@ -49,8 +52,10 @@ def large(job, add_jobs):
     return _organisation("Large", keys=4, months=12, jobs_per_month=60, job=job, add_jobs=add_jobs)
 
 
-def _queries(bearer, key, path: str, params: dict) -> int:
+def _queries(bearer, key, path: str, params: dict, *, cached: bool = False) -> int:
     bearer(key.plaintext, path, params)  # the first request also records the key's last use
+    if not cached:
+        cache.clear()
     with CaptureQueriesContext(connection) as captured:
         response = bearer(key.plaintext, path, params)
     assert response.status_code == 200
@@ -76,6 +81,12 @@ def test_query_count_is_the_same_for_small_and_large_data(
     assert _queries(bearer, large, path, params) == expected
 
 
+@pytest.mark.parametrize("params", [PERIOD, {"start_month": "2015-04"}])
+def test_a_cached_body_costs_three_queries_whatever_the_data(small, large, bearer, march_2025, params):
+    assert _queries(bearer, small, "/usage", params, cached=True) == MONTHLY_CACHED_QUERIES
+    assert _queries(bearer, large, "/usage", params, cached=True) == MONTHLY_CACHED_QUERIES
+
+
 def test_the_large_data_set_is_really_large(large, bearer, march_2025):
     body = bearer(large.plaintext, "/usage", PERIOD).json()
 
@@ -88,6 +99,7 @@ def test_query_count_is_bounded_with_django_assert_num_queries(
     small, bearer, march_2025, django_assert_num_queries
 ):
     bearer(small.plaintext, "/usage", PERIOD)
+    cache.clear()
 
     with django_assert_num_queries(MONTHLY_QUERIES):
         bearer(small.plaintext, "/usage", PERIOD)
