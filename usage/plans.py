@@ -4,7 +4,10 @@ from .models import STANDARD_PLAN_NAME, PricingPlan, PricingTier
 from .pricing import Plan, Tier
 
 
-def _to_plan(plan: PricingPlan) -> Plan:
+def _to_plan(plan: PricingPlan, *, tiers: list[PricingTier] | None = None) -> Plan:
+    """The pure plan of a row; ``tiers`` (in rank order) saves reading ``plan.tiers`` again."""
+    if tiers is None:
+        tiers = sorted(plan.tiers.all(), key=lambda tier: tier.first_rank)
     return Plan(
         name=plan.name,
         per_job_fee=plan.per_job_fee,
@@ -12,7 +15,7 @@ def _to_plan(plan: PricingPlan) -> Plan:
         note_rate=plan.note_rate,
         tiers=tuple(
             Tier(name=tier.name, first_rank=tier.first_rank, discount_percent=tier.discount_percent)
-            for tier in sorted(plan.tiers.all(), key=lambda tier: tier.first_rank)
+            for tier in tiers
         ),
     )
 

@@ -1,7 +1,6 @@
 """Fixtures of the REST API tests: Bearer clients, job inputs, a pinned clock, clean throttles."""
 
 import datetime as dt
-import itertools
 import json
 from decimal import Decimal
 
@@ -9,7 +8,7 @@ import pytest
 import time_machine
 from django.core.cache import cache
 
-from usage.services import JobInput
+from tests.conftest import make_job
 
 NOW = dt.datetime(2025, 3, 15, 12, 0, tzinfo=dt.UTC)
 
@@ -49,28 +48,7 @@ def exact_json():
     return parse
 
 
-_external_ids = itertools.count(1)
-
-
 @pytest.fixture
 def job():
     """``job(organisation, created_at=..., api_key=None, **fields)``: a ``JobInput`` with defaults."""
-
-    def make(organisation, *, created_at: dt.datetime, api_key=None, **overrides) -> JobInput:
-        values = {
-            "organisation_id": organisation.pk,
-            "api_key_id": api_key.pk if api_key else None,
-            "external_id": f"api-test-{next(_external_ids)}",
-            "created_at": created_at,
-            "language": "Hindi",
-            "audio_duration_seconds": 60,
-            "status": "completed",
-            "has_transcript": True,
-            "has_lrc": True,
-            "transcription_tokens": 100,
-            "note_tokens": 200,
-        }
-        values.update(overrides)
-        return JobInput(**values)
-
-    return make
+    return make_job
