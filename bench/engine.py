@@ -499,7 +499,7 @@ def _plot(context: Context, points: list[dict]) -> Path | None:
     )
     figure.tight_layout()
     context.results_dir.mkdir(parents=True, exist_ok=True)
-    path = context.results_dir / f"scaling-{context.vendor}.png"
+    path = context.results_dir / f"scaling-{context.vendor}{'-small' if context.quick else ''}.png"
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
     return path

@@ -189,6 +189,7 @@ def machine_info() -> dict:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "commit": commit,
+        "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
     }
 
 
@@ -376,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     machine_line = (
         f"machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB RAM, "
         f"{machine['os']}, Python {machine['python']}; commit {machine['commit']}; "
-        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; {time.perf_counter() - started:.0f} s"
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; {time.perf_counter() - started:.0f} s; "
+        f"load average {machine['load_average_at_start'][0]:.1f} at start, {os.getloadavg()[0]:.1f} at end"
     )
     print()
     print(title)
