@@ -383,13 +383,32 @@ def _migration_state() -> list[str]:
 
 
 def _full_identity(spec: DatasetSpec) -> dict:
+    return spec.identity() | {"migrations": _migration_state()}
+
+
+def _secret_fingerprint() -> str:
+    """Key digests depend on SECRET_KEY; benchmarks that call the API need them to verify."""
     from django.conf import settings
 
-    return spec.identity() | {
-        "migrations": _migration_state(),
-        # Key digests depend on SECRET_KEY; benchmarks that call the API need them to verify.
-        "secret_key": hashlib.sha256(settings.SECRET_KEY.encode()).hexdigest()[:12],
+    return hashlib.sha256(settings.SECRET_KEY.encode()).hexdigest()[:12]
+
+
+def _rekey(spec: DatasetSpec) -> None:
+    """Recompute the digests of the generated keys under the current SECRET_KEY."""
+    from django.conf import settings
+
+    from accounts import keys as key_crypto
+    from accounts.models import ApiKey
+
+    plaintexts = {
+        plan.key_lookup(k): plan.key_plaintext(k)
+        for plan in plan_organisations(spec)
+        for k in range(len(KEY_NAMES))
     }
+    api_keys = list(ApiKey.objects.filter(lookup__in=plaintexts))
+    for api_key in api_keys:
+        api_key.digest = key_crypto.key_digest(plaintexts[api_key.lookup], signing_key=settings.SECRET_KEY)
+    ApiKey.objects.bulk_update(api_keys, ["digest"], batch_size=1000)
 
 
 def read_marker() -> dict | None:
@@ -440,8 +459,15 @@ def ensure_dataset(spec: DatasetSpec) -> DatasetInfo:
 
     identity = _full_identity(spec)
     marker = read_marker() if _database_exists() else None
-    if marker and marker.get("identity") == identity:
+    stored = dict(marker.get("identity") or {}) if marker else {}
+    stored.pop("secret_key", None)  # kept outside the identity since the generator's version 1
+    if marker and stored == identity:
         log(f"reusing the {spec.jobs:,}-job data set generated {marker['generated_at']}")
+        if marker.get("secret_key") != _secret_fingerprint():
+            log("  SECRET_KEY changed: re-signing the generated API keys")
+            _rekey(spec)
+            marker["secret_key"] = _secret_fingerprint()
+            write_marker(marker)
         return _info(spec, marker)
     log(f"generating the {spec.jobs:,}-job data set ({spec.organisations:,} organisations)")
     reset_database()
@@ -461,6 +487,7 @@ def ensure_dataset(spec: DatasetSpec) -> DatasetInfo:
             cursor.execute("VACUUM ANALYZE")
     marker = {
         "identity": identity,
+        "secret_key": _secret_fingerprint(),
         "end_month": end_month.isoformat(),
         "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cold_recompute_seconds": cold,
