@@ -52,34 +52,48 @@ def explain(queries: list[dict], *, top: int = 3) -> str:
     from django.db import connection
 
     selects = sorted(
-        (q for q in queries if q["sql"].lstrip().upper().startswith("SELECT")),
+        (q for q in queries if q["sql"].lstrip().upper().startswith("SELECT") and q["params"] is not None),
         key=lambda q: -float(q["time"]),
     )
     out = []
     with connection.cursor() as cursor:
         for query in selects[:top]:
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"])
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"], query["params"])
             plan = "\n".join("    " + row[0] for row in cursor.fetchall())
-            out.append(f"  -- {query['time']} s: {query['sql'][:300]}\n{plan}")
+            out.append(f"  -- {query['time']:.3f} s: {query['sql'][:300]}\n{plan}")
     return "\n".join(out)
 
 
-def profiled(function, *, capture_sql: bool = True):
+class QueryTimer:
+    """Times every statement through ``connection.execute_wrapper`` (no DEBUG query log needed,
+    which on SQLite would itself cost a quoting query per statement)."""
+
+    def __init__(self) -> None:
+        self.queries: list[dict] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.queries.append({"sql": sql, "params": None if many else params, "time": elapsed})
+
+
+def profiled(function):
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
     from pyinstrument import Profiler
 
+    timer = QueryTimer()
     profiler = Profiler(interval=0.001)
-    with CaptureQueriesContext(connection) as captured:
-        if not capture_sql:
-            connection.force_debug_cursor = False
+    with connection.execute_wrapper(timer):
         started = time.perf_counter()
         profiler.start()
         function()
         profiler.stop()
         wall = time.perf_counter() - started
     print(profiler.output_text(unicode=True, color=False))
-    return list(captured.captured_queries), wall
+    return timer.queries, wall
 
 
 def main() -> int:
@@ -91,6 +105,7 @@ def main() -> int:
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--empty", action="store_true", help="recompute: delete the aggregates first")
     parser.add_argument("--small", action="store_true", help="report: the 1,000-job organisation")
+    parser.add_argument("--lines", type=int, help="import: only the first N lines of the throughput file")
     args = parser.parse_args()
     configure_database(args.database, SCALES[args.scale])
 
@@ -155,6 +170,12 @@ def _profile_import(args) -> int:
     rate_file, _ = ensure_import_files(context)
     template = ensure_import_template(context)
     with tempfile.TemporaryDirectory(dir=template.parent) as scratch:
+        if args.lines:
+            cut = Path(scratch) / "cut.jsonl"
+            with open(rate_file, encoding="utf-8") as source, open(cut, "w", encoding="utf-8") as target:
+                for _, line in zip(range(args.lines), source, strict=False):
+                    target.write(line)
+            rate_file = cut
         database = Path(scratch) / "import.sqlite3"
         shutil.copyfile(template, database)
         from django.db import connections
