@@ -383,11 +383,14 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[Figure] = []
     for benchmark in selected:
         function = functions[benchmark.name]
-        if function is None:
+        if function is None or vendor not in benchmark.vendors:
+            note = (
+                f"{benchmark.module} not present"
+                if function is None
+                else f"a {'/'.join(benchmark.vendors)} budget: measured by `make bench`"
+            )
             figures.extend(
-                Figure(
-                    name, None, budget=budget, note=f"{benchmark.module} not present", group=benchmark.name
-                )
+                Figure(name, None, budget=budget, note=note, group=benchmark.name)
                 for name, budget in benchmark.placeholders
             )
             continue
