@@ -32,7 +32,7 @@ REPORT_RATIO_BUDGET = 1.5
 IMPORT_RATE_BUDGET = 20_000
 IMPORT_RSS_BUDGET_MB = 300
 IMPORT_TIME_CAP_S = 150  # stop repeating the throughput import once it has taken this long
-IMPORT_RSS_TIME_CAP_S = 300  # the memory run is stopped after this (the figure then says so)
+IMPORT_RSS_TIME_CAP_S = 900  # the memory run is stopped after this (the figure then says so)
 
 
 # --- import_jobs --------------------------------------------------------------------------------
