@@ -353,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for benchmark in REGISTRY:
             available = "available" if load(benchmark) else "not available"
-            print(f"{benchmark.name:18} {benchmark.module}.{benchmark.function:14} {available}")
+            target = f"{benchmark.module}.{benchmark.function}"
+            print(f"{benchmark.name:18} {target:30} {available}")
         return 0
 
     from bench.dataset import DatasetSpec, ensure_dataset
