@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Where does the time of a benchmarked operation go? (pyinstrument + a per-query SQL breakdown)
 
-    bench/profile.py recompute [--database URL] [--scale small]   # one full usage_recompute()
-    bench/profile.py recompute --empty                            # ... from empty aggregates
-    bench/profile.py report                                       # usage_report, largest org
-    bench/profile.py import                                       # import_jobs, throughput file
+    bench/profiling.py recompute [--database URL] [--scale small]   # one full usage_recompute()
+    bench/profiling.py recompute --empty                            # ... from empty aggregates
+    bench/profiling.py report                                       # usage_report, largest org
+    bench/profiling.py import                                       # import_jobs, throughput file
 
 Runs on the data set of ``bench/run.py`` (generated if missing). Prints the pyinstrument call
 tree, then the SQL statements grouped by shape (time, count), and on PostgreSQL the EXPLAIN
@@ -19,6 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# Run as a script, this folder would come first on sys.path and its modules could shadow others.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != REPO / "bench"]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
