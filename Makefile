@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: run test install lint bench bench-pg clean
 
@@ -24,11 +25,17 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
-	$(BIN)/python bench/run.py
+# Benchmarks (bench/README.md): extra tools pinned in bench/requirements.txt; BENCH_ARGS passes
+# options through, e.g. `make bench BENCH_ARGS="--scale small"` or `BENCH_ARGS="--only report"`.
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@touch $(BENCH_STAMP)
 
-bench-pg: $(STAMP)
-	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/usage_portal_bench} $(BIN)/python bench/run.py
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py --database sqlite $(BENCH_ARGS)
+
+bench-pg: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py --database $${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/usage_portal_bench} $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var test-artifacts

@@ -1,0 +1,1 @@
+"""Benchmarks of the Usage Portal's performance budgets; entry point: ``bench/run.py``."""

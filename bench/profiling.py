@@ -1,0 +1,198 @@
+#!/usr/bin/env python
+"""Where does the time of a benchmarked operation go? (pyinstrument + a per-query SQL breakdown)
+
+    bench/profiling.py recompute [--database URL] [--scale small]   # one full usage_recompute()
+    bench/profiling.py recompute --empty                            # ... from empty aggregates
+    bench/profiling.py report                                       # usage_report, largest org
+    bench/profiling.py import                                       # import_jobs, throughput file
+
+Runs on the data set of ``bench/run.py`` (generated if missing). Prints the pyinstrument call
+tree, then the SQL statements grouped by shape (time, count), and on PostgreSQL the EXPLAIN
+ANALYZE of the slowest SELECTs. Nothing here is part of ``make bench``.
+"""
+
+import argparse
+import re
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# Run as a script, this folder would come first on sys.path and its modules could shadow others.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != REPO / "bench"]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.run import SCALES, configure_database  # noqa: E402
+
+
+def _shape(sql: str) -> str:
+    """The statement with its literals and parameter lists folded, to group similar queries."""
+    sql = re.sub(r"'[^']*'", "?", sql)
+    sql = re.sub(r"\b\d+(\.\d+)?\b", "?", sql)
+    sql = re.sub(r"(\?\s*,\s*)+\?", "?…", sql)
+    sql = re.sub(r"(\(\?…?\)\s*,\s*)+\(\?…?\)", "(…)…", sql)
+    return sql[:220]
+
+
+def sql_breakdown(queries: list[dict], wall: float, *, top: int = 12) -> str:
+    by_shape: dict[str, list[float]] = defaultdict(list)
+    for query in queries:
+        by_shape[_shape(query["sql"])].append(float(query["time"]))
+    total = sum(sum(times) for times in by_shape.values())
+    lines = [
+        f"wall {wall:.2f} s; {len(queries):,} SQL statements took {total:.2f} s "
+        f"({total / wall:.0%}); Python and the driver the other {wall - total:.2f} s",
+    ]
+    for shape, times in sorted(by_shape.items(), key=lambda item: -sum(item[1]))[:top]:
+        lines.append(f"  {sum(times):8.3f} s  ×{len(times):<6,} {shape}")
+    return "\n".join(lines)
+
+
+def explain(queries: list[dict], *, top: int = 3) -> str:
+    from django.db import connection
+
+    selects = sorted(
+        (q for q in queries if q["sql"].lstrip().upper().startswith("SELECT") and q["params"] is not None),
+        key=lambda q: -float(q["time"]),
+    )
+    out = []
+    with connection.cursor() as cursor:
+        for query in selects[:top]:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"], query["params"])
+            plan = "\n".join("    " + row[0] for row in cursor.fetchall())
+            out.append(f"  -- {query['time']:.3f} s: {query['sql'][:300]}\n{plan}")
+    return "\n".join(out)
+
+
+class QueryTimer:
+    """Times every statement through ``connection.execute_wrapper`` (no DEBUG query log needed,
+    which on SQLite would itself cost a quoting query per statement)."""
+
+    def __init__(self) -> None:
+        self.queries: list[dict] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.queries.append({"sql": sql, "params": None if many else params, "time": elapsed})
+
+
+def profiled(function):
+    from django.db import connection
+    from pyinstrument import Profiler
+
+    timer = QueryTimer()
+    profiler = Profiler(interval=0.001)
+    with connection.execute_wrapper(timer):
+        started = time.perf_counter()
+        profiler.start()
+        function()
+        profiler.stop()
+        wall = time.perf_counter() - started
+    print(profiler.output_text(unicode=True, color=False))
+    return timer.queries, wall
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("target", choices=["recompute", "report", "import"])
+    parser.add_argument("--database", default="sqlite")
+    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
+    parser.add_argument("--empty", action="store_true", help="recompute: delete the aggregates first")
+    parser.add_argument("--small", action="store_true", help="report: the 1,000-job organisation")
+    parser.add_argument("--lines", type=int, help="import: only the first N lines of the throughput file")
+    args = parser.parse_args()
+    configure_database(args.database, SCALES[args.scale])
+
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    if args.target == "import":
+        return _profile_import(args)
+
+    from bench.dataset import DatasetSpec, ensure_dataset
+
+    dataset = ensure_dataset(DatasetSpec.for_jobs(SCALES[args.scale]))
+    if args.target == "recompute":
+        from bench.engine import _empty_aggregates
+        from usage.services import usage_recompute
+
+        if args.empty:
+            _empty_aggregates()
+        queries, wall = profiled(lambda: print(usage_recompute()))
+    else:
+        from accounts.models import Organisation
+        from usage.months import parse_month
+        from usage.selectors import usage_report
+
+        info = dataset.small if args.small else dataset.big
+        organisation = Organisation.objects.get(pk=info.pk)
+        start, end = (parse_month(month) for month in dataset.report_months)
+
+        def reports():
+            for _ in range(100):
+                usage_report(organisation=organisation, start_month=start, end_month=end)
+
+        reports()  # warm up
+        queries, wall = profiled(reports)
+    print(sql_breakdown(queries, wall))
+    if connection.vendor == "postgresql" and args.target == "recompute":
+        print(explain(queries))
+    return 0
+
+
+def _profile_import(args) -> int:
+    """import_jobs of the throughput file into a fresh copy of the import template, in-process."""
+    import os
+    import shutil
+    import tempfile
+
+    from bench.common import Context
+    from bench.engine import ensure_import_files, ensure_import_template
+
+    context = Context(
+        vendor="sqlite",
+        vendor_version="",
+        database_url="",
+        database_arg="sqlite",
+        scale=args.scale,
+        dataset=None,
+        repeat=1,
+        quick=args.scale != "full",
+    )
+    rate_file, _ = ensure_import_files(context)
+    template = ensure_import_template(context)
+    with tempfile.TemporaryDirectory(dir=template.parent) as scratch:
+        if args.lines:
+            cut = Path(scratch) / "cut.jsonl"
+            with open(rate_file, encoding="utf-8") as source, open(cut, "w", encoding="utf-8") as target:
+                for _, line in zip(range(args.lines), source, strict=False):
+                    target.write(line)
+            rate_file = cut
+        database = Path(scratch) / "import.sqlite3"
+        shutil.copyfile(template, database)
+        from django.db import connections
+
+        connections.close_all()
+        settings_dict = connections["default"].settings_dict
+        settings_dict["NAME"] = str(database)
+        os.environ["DATABASE_URL"] = f"sqlite:///{database}"
+        from django.core.management import call_command
+
+        queries, wall = profiled(lambda: call_command("import_jobs", str(rate_file)))
+        print(sql_breakdown(queries, wall))
+        connections.close_all()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
