@@ -121,10 +121,12 @@ def parse_job(record: object, *, directory: _Directory, now: dt.datetime) -> Job
     )
 
 
-def read_jobs(path: str, *, now: dt.datetime | None = None) -> Iterator[LineResult]:
+def read_jobs(
+    path: str, *, now: dt.datetime | None = None, directory: _Directory | None = None
+) -> Iterator[LineResult]:
     """Yield every non-blank line of a JSON Lines file as a job or an error, streaming."""
     now = now or timezone.now()
-    directory = _Directory()
+    directory = directory or _Directory()
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -168,11 +170,12 @@ def jobs_import_file(
     With any invalid line and no ``skip_invalid``, nothing is written. ``progress`` (optional)
     is called with how many lines each step has advanced, over two passes.
     """
-    from .services import jobs_upsert, usage_refresh
+    from .services import jobs_upsert, usage_refresh_organisations
 
     now = now or timezone.now()
+    directory = _Directory()  # organisations and key names, looked up once for both passes
     report = ImportReport(errors=[])
-    for result in read_jobs(path, now=now):
+    for result in read_jobs(path, now=now, directory=directory):
         report.lines += 1
         if result.error:
             report.errors.append((result.number, result.error))
@@ -195,7 +198,7 @@ def jobs_import_file(
             progress(len(batch))
         batch.clear()
 
-    for result in read_jobs(path, now=now):
+    for result in read_jobs(path, now=now, directory=directory):
         if result.job is not None:
             batch.append(result.job)
             if len(batch) >= BATCH_SIZE:
@@ -204,7 +207,7 @@ def jobs_import_file(
             progress(1)
     if batch:
         flush()
-    for organisation_id in sorted(touched_orgs):
-        usage_refresh(organisation_id=organisation_id)
+    if touched_orgs:
+        usage_refresh_organisations(organisation_ids=sorted(touched_orgs))
     report.imported = True
     return report

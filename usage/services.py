@@ -81,17 +81,34 @@ def usage_mark_stale(*, organisation_id: int, months: Iterable[dt.date] | None) 
 
 def usage_refresh(*, organisation_id: int) -> RecomputeResult | None:
     """Resolve the organisation's stale marks, if any; costs one query when there are none."""
-    if not StaleMonth.objects.filter(organisation_id=organisation_id).exists():
+    return usage_refresh_organisations(organisation_ids=[organisation_id])
+
+
+def usage_refresh_organisations(*, organisation_ids: Collection[int]) -> RecomputeResult | None:
+    """Resolve the stale marks of several organisations in one recompute (the end of an import)."""
+    if not StaleMonth.objects.filter(organisation_id__in=organisation_ids).exists():
         return None
     with transaction.atomic():
-        # Serialise recomputes of one organisation; writers never wait on this lock.
-        list(Organisation.objects.select_for_update().filter(pk=organisation_id).values_list("pk"))
-        marks = list(StaleMonth.objects.filter(organisation_id=organisation_id).values_list("id", "month"))
+        # Serialise recomputes of an organisation; writers never wait on this lock.
+        locked = Organisation.objects.select_for_update().filter(pk__in=organisation_ids).order_by("pk")
+        list(locked.values_list("pk"))
+        marks = list(
+            StaleMonth.objects.filter(organisation_id__in=organisation_ids).values_list(
+                "id", "organisation_id", "month"
+            )
+        )
         if not marks:
             return None
-        months = None if any(month is None for _, month in marks) else {month for _, month in marks}
-        result = _recompute_locked({organisation_id: months})
-        StaleMonth.objects.filter(id__in=[mark_id for mark_id, _ in marks]).delete()
+        scope: dict[int, set[dt.date] | None] = {}
+        for _, organisation_id, month in marks:
+            if month is None or (organisation_id in scope and scope[organisation_id] is None):
+                scope[organisation_id] = None
+            else:
+                scope.setdefault(organisation_id, set()).add(month)
+        result = _recompute_locked(scope)
+        mark_ids = [mark_id for mark_id, _, _ in marks]
+        for start in range(0, len(mark_ids), 500):
+            StaleMonth.objects.filter(id__in=mark_ids[start : start + 500]).delete()
     return result
 
 
@@ -259,15 +276,16 @@ def _retier_month(
     organisation_id: int, month: dt.date, *, jobs: int, plan: Plan, tiers_seen: set[int]
 ) -> int:
     """Store on each job of the month the tier of its rank; returns how many jobs changed."""
-    month_jobs = Job.objects.filter(organisation_id=organisation_id, month=month)
     bands = [
         (position, tier.first_rank)
         for position, tier in enumerate(plan.tiers, start=1)
         if tier.first_rank <= jobs
     ]
+    if len(bands) == 1 and tiers_seen <= {1}:
+        return 0  # below the second tier every job is tier 1: nothing to rank, nothing to query
+    month_jobs = Job.objects.filter(organisation_id=organisation_id, month=month)
     if len(bands) == 1:
-        # Below the second tier every job is tier 1: nothing to rank.
-        return 0 if tiers_seen <= {1} else month_jobs.exclude(tier=1).update(tier=1)
+        return month_jobs.exclude(tier=1).update(tier=1)
     ranked = month_jobs.order_by("created_at", "id").values_list("created_at", "id")
     changed = 0
     lower = None
