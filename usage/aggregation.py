@@ -16,6 +16,9 @@ from accounts.models import Organisation
 from .models import Job, LanguageUsage, MonthlyUsage
 
 OrgMonth = tuple[int, dt.date]
+# Keep a scope's SQL within what every SQLite accepts (999 parameters, expression depth 1,000).
+_MAX_PARAMETERS = 900
+_MAX_BRANCHES = 100
 
 _USAGE_KEYS = ("organisation_id", "month", "api_key_id", "tier", "is_free")
 _USAGE_VALUES = ("jobs", "completed_jobs", "audio_duration_seconds", "transcription_tokens", "note_tokens")
@@ -36,14 +39,28 @@ class Scope:
 
     everything: bool = False
     whole_orgs: tuple[int, ...] = ()
-    months: tuple[tuple[int, tuple[dt.date, ...]], ...] = ()
+    months: tuple[tuple[int | tuple[int, ...], tuple[dt.date, ...]], ...] = ()
 
     @classmethod
     def of(cls, scope: dict[int, set[dt.date] | None]) -> "Scope":
-        return cls(
-            whole_orgs=tuple(sorted(pk for pk, months in scope.items() if months is None)),
-            months=tuple(sorted((pk, tuple(sorted(months))) for pk, months in scope.items() if months)),
-        )
+        """The scope as given, or a wider one when it is too big to spell out.
+
+        A recompute is exact for whatever it covers, so covering more is always safe: many
+        organisations become "these organisations in these months" (one ``IN`` each), and too
+        many of those become the whole table.
+        """
+        whole_orgs = tuple(sorted(pk for pk, months in scope.items() if months is None))
+        months = tuple(sorted((pk, tuple(sorted(months))) for pk, months in scope.items() if months))
+        parameters = len(whole_orgs) + sum(1 + len(some) for _, some in months)
+        if parameters <= _MAX_PARAMETERS and len(months) <= _MAX_BRANCHES:
+            return cls(whole_orgs=whole_orgs, months=months)
+        organisations = tuple(sorted(scope))
+        all_months = tuple(sorted({month for _, some in months for month in some}))
+        if len(organisations) + len(all_months) > _MAX_PARAMETERS:
+            return cls(everything=True)
+        if whole_orgs:
+            return cls(whole_orgs=organisations)
+        return cls(months=((organisations, all_months),))
 
     @classmethod
     def of_pairs(cls, pairs: Iterable[OrgMonth]) -> "Scope":
@@ -66,11 +83,14 @@ class Scope:
         if self.whole_orgs:
             parts.append(f"{alias}.organisation_id IN ({', '.join(['%s'] * len(self.whole_orgs))})")
             params.extend(self.whole_orgs)
-        for organisation_id, months in self.months:
+        for organisations, months in self.months:
+            if isinstance(organisations, int):
+                organisations = (organisations,)
             parts.append(
-                f"({alias}.organisation_id = %s AND {alias}.month IN ({', '.join(['%s'] * len(months))}))"
+                f"({alias}.organisation_id IN ({', '.join(['%s'] * len(organisations))}) "
+                f"AND {alias}.month IN ({', '.join(['%s'] * len(months))}))"
             )
-            params.append(organisation_id)
+            params.extend(organisations)
             params.extend(adapt(month) for month in months)
         return ("(" + " OR ".join(parts) + ")") if parts else "1 = 0", params
 

@@ -308,3 +308,24 @@ def test_report_query_count_does_not_grow_with_jobs(db, acme, globex, django_ass
     )
     assert report.totals.jobs == 10_000
     assert report.totals.tiers["tier1"] == 10_000  # 834 jobs a month never leave tier1
+
+
+def test_one_refresh_of_many_organisations_is_exact(db):
+    """An import touching hundreds of organisations refreshes them together (a widened scope)."""
+    from usage.services import usage_refresh_organisations
+
+    organisations = [organisation_create(name=f"Many {n}", org_id=f"org_many{n}") for n in range(150)]
+    jobs = [
+        make_job(organisation, created_at=at(2025, 1 + (n + i) % 3, 1 + i), external_id=f"m-{i}")
+        for n, organisation in enumerate(organisations)
+        for i in range(1 + n % 4)
+    ]
+    jobs_upsert(jobs=jobs)
+    assert usage_refresh_organisations(organisation_ids=[o.pk for o in organisations]).rows_corrected > 0
+    assert not StaleMonth.objects.exists()
+    for n, organisation in enumerate(organisations):
+        report = usage_report(
+            organisation=organisation, start_month=dt.date(2025, 1, 1), end_month=dt.date(2025, 3, 1)
+        )
+        assert report.totals.jobs == 1 + n % 4
+    assert usage_recompute().rows_corrected == 0
