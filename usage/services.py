@@ -376,7 +376,6 @@ def jobs_upsert(*, jobs: Iterable[JobInput]) -> UpsertResult:
     result = UpsertResult()
     if not latest:
         return result
-    by_org = {organisation_id for organisation_id, _ in latest}
     adapt_datetime = connection.ops.adapt_datetimefield_value
     adapt_date = connection.ops.adapt_datefield_value
     rows = []
@@ -403,9 +402,10 @@ def jobs_upsert(*, jobs: Iterable[JobInput]) -> UpsertResult:
             )
         )
     with transaction.atomic():
-        # One query finds the jobs that exist already (the pairs are matched here), so their
-        # previous months are refreshed too when a job moves.
-        existing = Job.objects.filter(organisation_id__in=by_org, external_id__in=[key[1] for key in latest])
+        # One query finds the jobs that exist already, so their previous months are refreshed too
+        # when a job moves. It filters on external_id alone (its own index) and matches the pairs
+        # here: IN lists on both columns of the unique index make SQLite probe every combination.
+        existing = Job.objects.filter(external_id__in={key[1] for key in latest})
         for organisation_id, external_id, month in existing.values_list(
             "organisation_id", "external_id", "month"
         ):
