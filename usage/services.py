@@ -10,6 +10,7 @@ of each batch, and every read calls it first, so a read never sees a stale month
 
 import datetime as dt
 import logging
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -92,23 +93,23 @@ def usage_refresh_organisations(*, organisation_ids: Collection[int]) -> Recompu
         # Serialise recomputes of an organisation; writers never wait on this lock.
         locked = Organisation.objects.select_for_update().filter(pk__in=organisation_ids).order_by("pk")
         list(locked.values_list("pk"))
-        marks = list(
-            StaleMonth.objects.filter(organisation_id__in=organisation_ids).values_list(
-                "id", "organisation_id", "month"
-            )
-        )
-        if not marks:
+        marks = StaleMonth.objects.filter(organisation_id__in=organisation_ids)
+        # Exactly the marks seen now are deleted at the end, so one added meanwhile survives. An
+        # import leaves a mark per batch and month: keep their ids compact, the months distinct.
+        mark_ids = array("q", marks.values_list("id", flat=True).iterator(chunk_size=10_000))
+        if not mark_ids:
             return None
         scope: dict[int, set[dt.date] | None] = {}
-        for _, organisation_id, month in marks:
+        for organisation_id, month in (
+            marks.filter(id__lte=max(mark_ids)).values_list("organisation_id", "month").distinct()
+        ):
             if month is None or (organisation_id in scope and scope[organisation_id] is None):
                 scope[organisation_id] = None
             else:
                 scope.setdefault(organisation_id, set()).add(month)
         result = _recompute_locked(scope)
-        mark_ids = [mark_id for mark_id, _, _ in marks]
         for start in range(0, len(mark_ids), 500):
-            StaleMonth.objects.filter(id__in=mark_ids[start : start + 500]).delete()
+            StaleMonth.objects.filter(id__in=mark_ids[start : start + 500].tolist()).delete()
     return result
 
 
