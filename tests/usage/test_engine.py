@@ -329,3 +329,26 @@ def test_one_refresh_of_many_organisations_is_exact(db):
         )
         assert report.totals.jobs == 1 + n % 4
     assert usage_recompute().rows_corrected == 0
+
+
+def test_the_reconcile_catches_jobs_edited_behind_the_portals_back(db, acme, add_jobs):
+    """Raw edits (no stale marks) of a key, a language or tokens are each found by the fingerprints."""
+    keys = [api_key_create(organisation=acme, name=name).api_key for name in ("one", "two")]
+    add_jobs(
+        make_job(
+            acme, created_at=at(2025, 4 + i % 3, 1 + i % 20), api_key=keys[i % 2], external_id=f"raw-{i}"
+        )
+        for i in range(60)
+    )
+    assert usage_recompute().rows_corrected == 0
+    # One edit per month, so each must be found on its own.
+    Job.objects.filter(external_id="raw-0").update(api_key=keys[1])  # April: same tokens, other key
+    Job.objects.filter(external_id="raw-1").update(language="Tamil")  # May: same length as Hindi
+    Job.objects.filter(external_id="raw-2").update(note_tokens=999)  # June
+    assert usage_recompute().rows_corrected > 0
+    report = usage_report(organisation=acme, start_month=dt.date(2025, 4, 1), end_month=dt.date(2025, 6, 1))
+    april, may, june = report.months
+    assert (report.keys["one"].jobs, report.keys["two"].jobs) == (29, 31)
+    assert report.languages == {"Hindi": 59, "Tamil": 1}
+    assert june.note_tokens == 19 * 200 + 999
+    assert usage_recompute().rows_corrected == 0
