@@ -39,14 +39,4 @@ def plan_for_organisation(organisation) -> Plan:
     if not tiers:  # a plan without tiers is refused by Plan itself, with its name
         plan = PricingPlan.objects.get(pk=organisation.plan_id) if organisation.plan_id else None
         return _to_plan(plan or PricingPlan.objects.get(name=STANDARD_PLAN_NAME))
-    plan = tiers[0].plan
-    return Plan(
-        name=plan.name,
-        per_job_fee=plan.per_job_fee,
-        transcription_rate=plan.transcription_rate,
-        note_rate=plan.note_rate,
-        tiers=tuple(
-            Tier(name=tier.name, first_rank=tier.first_rank, discount_percent=tier.discount_percent)
-            for tier in tiers
-        ),
-    )
+    return _to_plan(tiers[0].plan, tiers=tiers)

@@ -52,3 +52,17 @@ def exact_json():
 def job():
     """``job(organisation, created_at=..., api_key=None, **fields)``: a ``JobInput`` with defaults."""
     return make_job
+
+
+@pytest.fixture
+def mid_june_2025():
+    """Pin the clock to 2025-06-15 12:00 UTC (modules make it autouse by importing it)."""
+    with time_machine.travel(dt.datetime(2025, 6, 15, 12, 0, tzinfo=dt.UTC), tick=False):
+        yield
+
+
+@pytest.fixture
+def as_member(client, member):
+    """The test client, logged in as Acme's member."""
+    client.force_login(member)
+    return client

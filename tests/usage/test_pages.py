@@ -21,15 +21,8 @@ TODAY = dt.date(2025, 6, 1)
 
 
 @pytest.fixture(autouse=True)
-def mid_june_2025():
-    with time_machine.travel(dt.datetime(2025, 6, 15, 12, 0, tzinfo=dt.UTC), tick=False):
-        yield
-
-
-@pytest.fixture
-def as_member(client, member):
-    client.force_login(member)
-    return client
+def _clock(mid_june_2025):
+    yield
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import datetime as dt
 import io
 
 import pytest
-import time_machine
 from django.urls import reverse
 
 from accounts.services import api_key_create, api_key_revoke
@@ -22,15 +21,8 @@ TODAY = dt.date(2025, 6, 1)
 
 
 @pytest.fixture(autouse=True)
-def mid_june_2025():
-    with time_machine.travel(dt.datetime(2025, 6, 15, 12, 0, tzinfo=dt.UTC), tick=False):
-        yield
-
-
-@pytest.fixture
-def as_member(client, member):
-    client.force_login(member)
-    return client
+def _clock(mid_june_2025):
+    yield
 
 
 @pytest.fixture
