@@ -20,9 +20,7 @@ URL = reverse("usage-page", kwargs={"org_id": "org_acme"})
 TODAY = dt.date(2025, 6, 1)
 
 
-@pytest.fixture(autouse=True)
-def _clock(mid_june_2025):
-    yield
+pytestmark = pytest.mark.usefixtures("mid_june_2025")
 
 
 @pytest.fixture
