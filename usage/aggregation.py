@@ -147,8 +147,13 @@ _TABLES = {
 }
 
 
-def _diff_rows(kind: str, scope: Scope) -> list[tuple]:
-    """Rows (stored id or None, fresh keys and values or Nones) where stored and fresh differ."""
+def _reconcile_table(kind: str, scope: Scope) -> int:
+    """Make one aggregate table equal the jobs' grouping in ``scope``; returns the rows changed.
+
+    Everything happens in the database: missing rows are inserted straight from the grouping
+    (a first build writes hundreds of thousands of rows without them passing through Python),
+    and only the rare stale or surplus stored rows are updated or deleted.
+    """
     model, keys, values = _TABLES[kind]
     table = _q(model._meta.db_table)
     fresh_sql, fresh_params = _fresh_select(kind, scope)
@@ -157,71 +162,69 @@ def _diff_rows(kind: str, scope: Scope) -> list[tuple]:
         f"COALESCE(s.{key}, 0) = f.{key}" if key == "api_key_id" else f"s.{key} = f.{key}" for key in keys
     )
     differs = " OR ".join(f"s.{value} <> f.{value}" for value in values)
-    fresh_columns = ", ".join(f"f.{column}" for column in (*keys, *values))
+    columns = ", ".join((*keys, *values))
+    fresh_columns = ", ".join(
+        f"NULLIF(f.{column}, 0)" if column == "api_key_id" else f"f.{column}" for column in (*keys, *values)
+    )
     if connection.vendor == "postgresql":
-        # One pass: the grouping feeds a hash full join, and only differences come back.
-        sql = (
-            f"SELECT s.id, {fresh_columns} FROM ({fresh_sql}) f "
-            f"FULL JOIN (SELECT * FROM {table} s WHERE {stored_where}) s ON {match} "
-            f"WHERE s.id IS NULL OR f.organisation_id IS NULL OR {differs}"
-        )
-        return _fetch(sql, fresh_params + stored_params)
-    # Elsewhere (SQLite, any 3.x version): group once into a temporary table, then the two
-    # halves of the full join.
+        # One statement: the grouping feeds a hash full join, and the differences are written by
+        # data-modifying CTEs; nothing but three counts comes back.
+        sql = f"""
+            WITH f AS ({fresh_sql}),
+            d AS MATERIALIZED (
+                SELECT s.id AS stored_id, f.* FROM f
+                FULL JOIN (SELECT * FROM {table} s WHERE {stored_where}) s ON {match}
+                WHERE s.id IS NULL OR f.organisation_id IS NULL OR {differs}
+            ),
+            deleted AS (
+                DELETE FROM {table} t USING d
+                WHERE t.id = d.stored_id AND d.organisation_id IS NULL RETURNING 1
+            ),
+            updated AS (
+                UPDATE {table} t SET {", ".join(f"{value} = d.{value}" for value in values)} FROM d
+                WHERE t.id = d.stored_id AND d.organisation_id IS NOT NULL RETURNING 1
+            ),
+            inserted AS (
+                INSERT INTO {table} ({columns})
+                SELECT {fresh_columns} FROM d f WHERE f.stored_id IS NULL RETURNING 1
+            )
+            SELECT (SELECT COUNT(*) FROM deleted) + (SELECT COUNT(*) FROM updated)
+                 + (SELECT COUNT(*) FROM inserted)
+        """
+        return _fetch(sql, fresh_params + stored_params)[0][0]
+    # Elsewhere (SQLite, any 3.x version): group once into a temporary table, then the halves
+    # of the full join, one statement each.
     fresh = f"usage_fresh_{kind}"
     _execute(f"DROP TABLE IF EXISTS {fresh}")
     _execute(f"CREATE TEMPORARY TABLE {fresh} AS {fresh_sql}", fresh_params)
     _execute(f"CREATE INDEX {fresh}_keys ON {fresh} ({', '.join(keys)})")
-    nones = ", ".join(["NULL"] * (len(keys) + len(values)))
-    sql = (
-        f"SELECT s.id, {fresh_columns} FROM {fresh} f LEFT JOIN {table} s ON {match} "
-        f"WHERE s.id IS NULL OR {differs} "
-        f"UNION ALL SELECT s.id, {nones} FROM {table} s "
-        f"WHERE {stored_where} AND NOT EXISTS (SELECT 1 FROM {fresh} f WHERE {match})"
-    )
     try:
-        return _fetch(sql, stored_params)
+        surplus = [
+            row[0]
+            for row in _fetch(
+                f"SELECT s.id FROM {table} s WHERE {stored_where} "
+                f"AND NOT EXISTS (SELECT 1 FROM {fresh} f WHERE {match})",
+                stored_params,
+            )
+        ]
+        stale = _fetch(
+            f"SELECT {', '.join(f'f.{value}' for value in values)}, s.id "
+            f"FROM {fresh} f JOIN {table} s ON {match} WHERE {differs}"
+        )
+        inserted = _execute(
+            f"INSERT INTO {table} ({columns}) SELECT {fresh_columns} FROM {fresh} f "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} s WHERE {match})"
+        )
+        with connection.cursor() as cursor:
+            for start in range(0, len(surplus), 500):
+                chunk = surplus[start : start + 500]
+                cursor.execute(f"DELETE FROM {table} WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)
+            if stale:
+                assignments = ", ".join(f"{value} = %s" for value in values)
+                cursor.executemany(f"UPDATE {table} SET {assignments} WHERE id = %s", stale)
     finally:
         _execute(f"DROP TABLE IF EXISTS {fresh}")
-
-
-def _insert_chunk() -> int:
-    """Rows per multi-row INSERT: SQLite may allow only 999 parameters per statement."""
-    return 1000 if connection.vendor == "postgresql" else 50
-
-
-def _apply(kind: str, rows: list[tuple]) -> int:
-    model, keys, values = _TABLES[kind]
-    table = _q(model._meta.db_table)
-    deletes = [row[0] for row in rows if row[1] is None]
-    updates = [[*row[1 + len(keys) :], row[0]] for row in rows if row[0] is not None and row[1] is not None]
-    inserts = [
-        [
-            None if (column == "api_key_id" and not value) else value
-            for column, value in zip((*keys, *values), row[1:], strict=True)
-        ]
-        for row in rows
-        if row[0] is None
-    ]
-    with connection.cursor() as cursor:
-        for start in range(0, len(deletes), 500):
-            chunk = deletes[start : start + 500]
-            cursor.execute(f"DELETE FROM {table} WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)
-        if updates:
-            assignments = ", ".join(f"{value} = %s" for value in values)
-            cursor.executemany(f"UPDATE {table} SET {assignments} WHERE id = %s", updates)
-        if inserts:
-            columns = ", ".join((*keys, *values))
-            row = "(" + ", ".join(["%s"] * (len(keys) + len(values))) + ")"
-            # Multi-row statements: a first reconcile inserts hundreds of thousands of rows.
-            size = _insert_chunk()
-            for start in range(0, len(inserts), size):
-                chunk = inserts[start : start + size]
-                cursor.execute(
-                    f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))}",
-                    [value for values_ in chunk for value in values_],
-                )
-    return len(rows)
+    return len(surplus) + len(stale) + inserted
 
 
 def stored_reconcile(*, usage_scope: Scope, language_scope: Scope | None = None) -> int:
@@ -229,9 +232,9 @@ def stored_reconcile(*, usage_scope: Scope, language_scope: Scope | None = None)
     if connection.vendor == "postgresql":
         # A reconcile groups hundreds of thousands of rows: keep the hash tables in memory.
         _execute("SET LOCAL work_mem = '64MB'")
-    corrected = _apply("usage", _diff_rows("usage", usage_scope))
+    corrected = _reconcile_table("usage", usage_scope)
     if language_scope is not None:
-        corrected += _apply("language", _diff_rows("language", language_scope))
+        corrected += _reconcile_table("language", language_scope)
     return corrected
 
 
