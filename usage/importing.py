@@ -5,6 +5,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -155,7 +156,64 @@ class ImportReport:
         return len(self.errors or [])
 
 
-BATCH_SIZE = 2000
+STAGE_ROWS = 5_000  # valid lines per insert into the staging table
+WRITE_LINES = 20_000  # lines of the file per transaction when the jobs are written
+STAGING_TABLE = "usage_import_staging"
+
+
+class _Staging:
+    """A temporary table of validated lines: the file is parsed once, and the jobs are then
+    written from it by the database, a range of lines per transaction.
+
+    Temporary tables live in the connection's own scratch space (on SQLite, a separate file), so
+    filling it takes no lock on the jobs and the memory used does not grow with the file.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, JobInput]] = []
+        self.last_line = 0
+
+    def __enter__(self) -> "_Staging":
+        from .services import STAGED_COLUMNS
+
+        fields = {field.column: field for field in Job._meta.concrete_fields}
+        types = {"line": "integer PRIMARY KEY"}
+        types.update((column, fields[column].db_type(connection)) for column in STAGED_COLUMNS[1:])
+        self._drop()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {STAGING_TABLE} ("
+                + ", ".join(f"{connection.ops.quote_name(name)} {kind}" for name, kind in types.items())
+                + ")"
+            )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._drop()
+
+    def _drop(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {STAGING_TABLE}")
+
+    def add(self, line: int, job: JobInput) -> None:
+        self.rows.append((line, job))
+        self.last_line = line
+        if len(self.rows) >= STAGE_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        from .services import STAGED_COLUMNS, staged_job_rows
+
+        if not self.rows:
+            return
+        columns = ", ".join(connection.ops.quote_name(column) for column in STAGED_COLUMNS)
+        placeholders = ", ".join(["%s"] * len(STAGED_COLUMNS))
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {STAGING_TABLE} ({columns}) VALUES ({placeholders})",  # noqa: S608 (identifiers)
+                staged_job_rows(self.rows),
+            )
+        self.rows.clear()
 
 
 def jobs_import_file(
@@ -168,45 +226,45 @@ def jobs_import_file(
     """Validate every line of ``path``, then upsert its jobs in batches and refresh usage.
 
     With any invalid line and no ``skip_invalid``, nothing is written. ``progress`` (optional)
-    is called with how many lines each step has advanced, over two passes.
+    is called with how many lines each step has advanced, over two passes: reading and
+    validating the file, then writing its jobs.
     """
-    from .services import jobs_upsert, usage_refresh_organisations
+    from .services import jobs_upsert_staged, usage_refresh_organisations
 
     now = now or timezone.now()
-    directory = _Directory()  # organisations and key names, looked up once for both passes
     report = ImportReport(errors=[])
-    for result in read_jobs(path, now=now, directory=directory):
-        report.lines += 1
-        if result.error:
-            report.errors.append((result.number, result.error))
-        if progress and report.lines % BATCH_SIZE == 0:
-            progress(BATCH_SIZE)
-    if progress:
-        progress(report.lines % BATCH_SIZE)
-    if report.errors and not skip_invalid:
-        return report
-
-    touched_orgs: set[int] = set()
-    batch: list[JobInput] = []
-
-    def flush() -> None:
-        outcome = jobs_upsert(jobs=batch)
-        report.created += outcome.created
-        report.updated += outcome.updated
-        touched_orgs.update(organisation_id for organisation_id, _ in outcome.touched)
+    pending = 0
+    with _Staging() as staging:
+        for result in read_jobs(path, now=now):
+            report.lines += 1
+            if result.error:
+                report.errors.append((result.number, result.error))
+            elif skip_invalid or not report.errors:  # after an error, only validating goes on
+                staging.add(result.number, result.job)
+            pending += 1
+            if progress and pending == STAGE_ROWS:
+                progress(pending)
+                pending = 0
         if progress:
-            progress(len(batch))
-        batch.clear()
+            progress(pending)
+        if report.errors and not skip_invalid:
+            return report
+        staging.flush()
 
-    for result in read_jobs(path, now=now, directory=directory):
-        if result.job is not None:
-            batch.append(result.job)
-            if len(batch) >= BATCH_SIZE:
-                flush()
-        elif progress:
-            progress(1)
-    if batch:
-        flush()
+        touched_orgs: set[int] = set()
+        last_line, advanced = staging.last_line, 0
+        for first in range(1, last_line + 1, WRITE_LINES):
+            last = min(first + WRITE_LINES - 1, last_line)
+            outcome = jobs_upsert_staged(table=STAGING_TABLE, lines=(first, last))
+            report.created += outcome.created
+            report.updated += outcome.updated
+            touched_orgs.update(organisation_id for organisation_id, _ in outcome.touched)
+            if progress:  # in lines read, so that both passes fill the same bar
+                done = report.lines * last // last_line
+                progress(done - advanced)
+                advanced = done
+        if progress:
+            progress(report.lines - advanced)
     if touched_orgs:
         usage_refresh_organisations(organisation_ids=sorted(touched_orgs))
     report.imported = True

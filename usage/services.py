@@ -19,6 +19,7 @@ from typing import NamedTuple
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F, Q
+from django.utils import timezone
 
 from accounts.models import Organisation
 
@@ -420,10 +421,101 @@ def jobs_upsert(*, jobs: Iterable[JobInput]) -> UpsertResult:
     return result
 
 
+# The columns of a staging table for ``jobs_upsert_staged``: the file's line number, then a job.
+STAGED_COLUMNS = ("line", *_INSERT_COLUMNS[:13])
+
+
+def staged_job_rows(jobs: Iterable[tuple[int, JobInput]]) -> list[tuple]:
+    """Rows of a staging table, in ``STAGED_COLUMNS`` order, adapted for this database."""
+    adapt_datetime = connection.ops.adapt_datetimefield_value
+    adapt_date = connection.ops.adapt_datefield_value
+    return [
+        (
+            line,
+            job.organisation_id,
+            job.api_key_id,
+            "api" if job.api_key_id else "web",
+            job.external_id,
+            adapt_datetime(job.created_at),
+            adapt_date(month_of(job.created_at)),
+            job.language,
+            job.audio_duration_seconds,
+            job.status,
+            job.has_transcript,
+            job.has_lrc,
+            job.transcription_tokens,
+            job.note_tokens,
+        )
+        for line, job in jobs
+    ]
+
+
+def jobs_upsert_staged(*, table: str, lines: tuple[int, int]) -> UpsertResult:
+    """Upsert the jobs staged in ``table`` (see ``STAGED_COLUMNS``) on lines ``lines[0]..lines[1]``.
+
+    The same rules as ``jobs_upsert``, applied by the database in one statement: a job keyed
+    more than once gets the values of its last line and the position of its first. The months
+    touched are marked stale in the same transaction; the caller resolves them when done.
+    """
+    q = connection.ops.quote_name
+    job_table = q(Job._meta.db_table)
+    staged = q(table)
+    where = "s.line BETWEEN %s AND %s"
+    params = list(lines)
+    result = UpsertResult()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # The jobs that exist already, so their previous months are refreshed too.
+            cursor.execute(
+                f"SELECT j.organisation_id, j.month, COUNT(*) FROM {job_table} j "  # noqa: S608
+                f"JOIN (SELECT DISTINCT s.organisation_id, s.external_id FROM {staged} s WHERE {where}) s "
+                "ON j.organisation_id = s.organisation_id AND j.external_id = s.external_id "
+                "GROUP BY j.organisation_id, j.month",
+                params,
+            )
+            for organisation_id, month, jobs in cursor.fetchall():
+                result.touched.add((organisation_id, _as_date(month)))
+                result.updated += jobs
+            cursor.execute(
+                f"SELECT DISTINCT s.organisation_id, s.month FROM {staged} s WHERE {where}",  # noqa: S608
+                params,
+            )
+            result.touched.update((organisation_id, _as_date(month)) for organisation_id, month in cursor)
+            columns = ", ".join(q(column) for column in _INSERT_COLUMNS)
+            values = ", ".join(q(column) for column in _INSERT_COLUMNS[:13])
+            updates = ", ".join(f"{q(column)} = excluded.{q(column)}" for column in _UPDATE_COLUMNS)
+            # Only identifiers are interpolated; the line range goes through placeholders.
+            cursor.execute(
+                f"INSERT INTO {job_table} ({columns}) "  # noqa: S608
+                f"SELECT {values}, 1, %s FROM ("
+                "  SELECT s.*, ROW_NUMBER() OVER (PARTITION BY s.organisation_id, s.external_id"
+                "                                 ORDER BY s.line DESC) AS newest,"
+                "         MIN(s.line) OVER (PARTITION BY s.organisation_id, s.external_id) AS first_line"
+                f"  FROM {staged} s WHERE {where}"
+                ") s WHERE s.newest = 1 ORDER BY s.first_line "
+                f"ON CONFLICT (organisation_id, external_id) DO UPDATE SET {updates}",
+                [False, *params],
+            )
+            result.created = cursor.rowcount - result.updated
+        _mark_touched(result.touched)
+    return result
+
+
+def _as_date(value) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
 def _mark_touched(touched: Iterable[OrgMonth]) -> None:
-    StaleMonth.objects.bulk_create(
-        StaleMonth(organisation_id=organisation_id, month=month) for organisation_id, month in sorted(touched)
-    )
+    """One stale mark per organisation-month, written with one prepared statement."""
+    q = connection.ops.quote_name
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    adapt_date = connection.ops.adapt_datefield_value
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {q(StaleMonth._meta.db_table)} (organisation_id, month, created_at) "  # noqa: S608
+            "VALUES (%s, %s, %s)",
+            [(organisation_id, adapt_date(month), now) for organisation_id, month in sorted(touched)],
+        )
 
 
 def organisation_free_allowance_set(*, organisation: Organisation, allowance: int) -> Organisation:

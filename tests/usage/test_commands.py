@@ -11,7 +11,8 @@ from django.utils import timezone
 from accounts.models import ApiKey, Membership, Organisation
 from accounts.services import api_key_create, api_key_verify
 from tests.conftest import run_manage
-from usage.models import Job, MonthlyUsage
+from usage import importing
+from usage.models import Job, MonthlyUsage, StaleMonth
 from usage.selectors import usage_report
 
 
@@ -104,6 +105,60 @@ def test_import_jobs_upserts_and_refreshes_usage(acme, acme_key, tmp_path):
     call("import_jobs", changed)
     report = usage_report(organisation=acme, start_month=dt.date(2025, 1, 1), end_month=dt.date(2025, 2, 1))
     assert [month.jobs for month in report.months] == [1, 1]
+
+
+@pytest.mark.parametrize("write_lines_per_batch", [1, 2, 20_000])
+def test_a_job_repeated_in_a_file_takes_its_last_values_and_its_first_position(
+    acme, acme_key, globex, tmp_path, monkeypatch, write_lines_per_batch
+):
+    """Same external id on several lines, in one write batch or across batches."""
+    monkeypatch.setattr(importing, "WRITE_LINES", write_lines_per_batch)
+    api_key_create(organisation=globex, name="some api key")
+    moment = "2025-03-03T10:00:00Z"
+    lines = [
+        job_line(external_id="a", created_at=moment, note_tokens=1),
+        job_line(external_id="b", created_at=moment, note_tokens=2),
+        job_line(external_id="a", created_at=moment, note_tokens=3, org_id="org_globex"),
+        job_line(external_id="a", created_at=moment, note_tokens=4),
+        "",
+        job_line(external_id="c", created_at=moment, note_tokens=5),
+        job_line(external_id="a", created_at="2025-04-01T00:00:00Z", note_tokens=6),
+    ]
+    out, _ = call("import_jobs", write_lines(tmp_path, lines))
+    assert "4 created" in out
+    jobs = Job.objects.filter(organisation=acme).order_by("pk")
+    assert [(job.external_id, job.note_tokens, job.month) for job in jobs] == [
+        ("a", 6, dt.date(2025, 4, 1)),
+        ("b", 2, dt.date(2025, 3, 1)),
+        ("c", 5, dt.date(2025, 3, 1)),
+    ]
+    assert Job.objects.get(organisation=globex).note_tokens == 3
+    report = usage_report(organisation=acme, start_month=dt.date(2025, 3, 1), end_month=dt.date(2025, 4, 1))
+    assert [(month.jobs, month.note_tokens) for month in report.months] == [(2, 7), (1, 6)]
+
+
+def test_reimporting_a_moved_job_empties_its_old_month(acme, acme_key, tmp_path):
+    call("import_jobs", write_lines(tmp_path, [job_line(), job_line(external_id="j-2")]))
+    moved = write_lines(tmp_path, [job_line(created_at="2024-12-31T23:59:59Z")], "moved.jsonl")
+    out, _ = call("import_jobs", moved)
+    assert "0 created, 1 updated" in out
+    report = usage_report(organisation=acme, start_month=dt.date(2024, 12, 1), end_month=dt.date(2025, 1, 1))
+    assert [month.jobs for month in report.months] == [1, 1]
+    assert not StaleMonth.objects.exists()
+
+
+def test_the_import_reports_progress_over_both_passes(acme, acme_key, tmp_path, monkeypatch):
+    monkeypatch.setattr(importing, "WRITE_LINES", 3)
+    lines = [job_line(external_id=f"j-{index}") for index in range(7)] + ["", job_line(status="nope")]
+    steps = []
+    report = importing.jobs_import_file(
+        write_lines(tmp_path, lines), skip_invalid=True, progress=steps.append
+    )
+    assert (report.lines, report.created, report.invalid) == (8, 7, 1)
+    assert sum(steps) == 2 * report.lines and all(step >= 0 for step in steps)
+    # The staging table is gone, and a second import in the same connection works.
+    report = importing.jobs_import_file(write_lines(tmp_path, lines[:2], "again.jsonl"))
+    assert (report.created, report.updated) == (0, 2)
 
 
 def test_every_bad_line_is_reported_with_its_number_and_nothing_is_imported(acme, acme_key, tmp_path):
