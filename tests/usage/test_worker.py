@@ -27,6 +27,7 @@ def sender_for(broker_dir: Path | None) -> Celery:
         "data_folder_in": str(broker_dir / "queue"),
         "data_folder_out": str(broker_dir / "queue"),
         "processed_folder": str(broker_dir / "processed"),
+        "control_folder": str(broker_dir / "control"),
         "store_processed": False,
     }
     return Celery("test-sender", broker="filesystem://", broker_transport_options=options)
@@ -48,7 +49,7 @@ def test_a_worker_runs_the_scheduled_recompute_and_repairs_aggregates(tmp_path):
     broker_dir = tmp_path / "broker" if embedded else None
     env = {**os.environ, "DATABASE_URL": test_database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL}
     if broker_dir:
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (broker_dir / sub).mkdir(parents=True)
         env["CELERY_FILESYSTEM_BROKER_DIR"] = str(broker_dir)
     log = (tmp_path / "worker.log").open("w+")
