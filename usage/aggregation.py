@@ -6,8 +6,9 @@ nothing to correct therefore moves no rows and writes nothing.
 """
 
 import datetime as dt
+import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import connection
 
@@ -300,3 +301,164 @@ def job_month_counts(scope: Scope) -> list[tuple[int, dt.date, int, list[int]]]:
     return [
         (org, month, sum(tiers.values()), sorted(tiers)) for (org, month), tiers in sorted(months.items())
     ]
+
+
+# --- the checksum reconcile (PostgreSQL) --------------------------------------------------------
+#
+# Diffing every stored row against a fresh grouping costs several times a plain scan of the jobs:
+# the groupings are wide (organisation, month, key, tier, free; organisation, month, language,
+# source) and PostgreSQL runs neither in parallel. The whole-table reconcile therefore starts with
+# one parallel pass that folds each organisation-month of jobs into a single number, a random
+# linear checksum of the rows both aggregate tables should hold for it, and compares it with the
+# same checksum of the rows they do hold. Only the months whose checksums differ get the exact
+# diff.
+#
+# The checksum of a month is the sum, modulo the prime P, of w(group) * L(values) over its rows:
+# L combines a row's counts with coefficients drawn afresh for every run, and w is a hash of the
+# row's group seeded afresh too. Both are linear in the values, so the sum over a month's jobs
+# equals the sum over the aggregate rows that group them, and any given discrepancy escapes a run
+# with a chance of about 1 in P (2^31 - 1); the next night draws new coefficients.
+
+_P = 2_147_483_647
+_LOW_31_BITS = 2_147_483_647
+
+
+@dataclass(frozen=True)
+class _Coefficients:
+    seed: int
+    completed: int
+    audio: int
+    transcription: int
+    note: int
+
+    @classmethod
+    def draw(cls) -> "_Coefficients":
+        # Below 2^29, so that four products of a coefficient and a residue (< 2^31) plus a
+        # residue still fit in a signed 64-bit integer before the one reduction modulo P.
+        return cls(secrets.randbelow(2**62), *(1 + secrets.randbelow(2**29 - 1) for _ in range(4)))
+
+
+def _mod(expression: str) -> str:
+    return f"mod({expression}, {_P})"
+
+
+def _values(c: _Coefficients, jobs: str, completed: str, audio: str, tokens: tuple[str, str] | None) -> str:
+    """L: the residue of a row's counts combined with the run's coefficients (each input < 2^31)."""
+    terms = [jobs, f"{c.completed}::int8 * {completed}", f"{c.audio}::int8 * {audio}"]
+    if tokens is not None:
+        terms += [f"{c.transcription}::int8 * {tokens[0]}", f"{c.note}::int8 * {tokens[1]}"]
+    return _mod(" + ".join(terms))
+
+
+def _usage_group(c: _Coefficients, alias: str) -> str:
+    """w of a usage group: key id, tier (< 2^15) and free flag packed into one integer, hashed."""
+    group = f"COALESCE({alias}.api_key_id, 0) * 131072 + {alias}.tier * 2 + {alias}.is_free::int"
+    return f"(hashint8extended({group}, {c.seed}::int8) & {_LOW_31_BITS})"
+
+
+def _language_group(c: _Coefficients, alias: str, via_api: str) -> str:
+    """w of a language group: the language hashed with one seed for API jobs, another for web."""
+    return f"(hashtextextended({alias}.language, {c.seed}::int8 + ({via_api})::int) & {_LOW_31_BITS})"
+
+
+@dataclass
+class ChecksumCheck:
+    """What the checksum pass found in its scope."""
+
+    months: int = 0
+    differing: set[OrgMonth] = field(default_factory=set)
+    wrong_free: set[int] = field(default_factory=set)
+    # Stored jobs per tier of the months whose ranks matter (and whose checksums agree).
+    tier_counts: dict[OrgMonth, dict[int, int]] = field(default_factory=dict)
+
+
+def checksum_check(scope: Scope, *, second_tier_from: int | None) -> ChecksumCheck:
+    """Compare each organisation-month of jobs in ``scope`` with its stored rows (PostgreSQL).
+
+    Returns the months that differ and, among the others, the organisations whose stored free
+    count is wrong and the stored tier counts of the months whose ranks matter (those from
+    ``second_tier_from`` jobs, or holding any job above tier 1). Free counts are compared per
+    organisation, so they mean something only when ``scope`` covers whole organisations. A
+    stored row of more than 2^31 - 1 jobs raises ``DataError``.
+    """
+    c = _Coefficients.draw()
+    # A job: audio is a 32-bit column, completion a 0 or 1; the token counts are reduced first.
+    completed = "(j.has_transcript AND j.has_lrc)::int"
+    job_language = _language_group(c, "j", "j.source = 'api'")
+    job_checksum = _mod(
+        f"{_usage_group(c, 'j')} * "
+        + _values(
+            c,
+            "1",
+            completed,
+            "j.audio_duration_seconds",
+            (_mod("j.transcription_tokens"), _mod("j.note_tokens")),
+        )
+        + f" + {job_language} * "
+        + _values(c, "1", completed, "j.audio_duration_seconds", None)
+    )
+    # A stored row: every sum is reduced first.
+    jobs, completed_jobs = _mod("s.jobs"), _mod("s.completed_jobs")
+    audio, tokens = _mod("s.audio_duration_seconds"), (_mod("s.transcription_tokens"), _mod("s.note_tokens"))
+    usage_checksum = _mod(f"{_usage_group(c, 's')} * " + _values(c, jobs, completed_jobs, audio, tokens))
+    language_checksum = _mod(
+        f"{_language_group(c, 's', 's.via_api')} * " + _values(c, jobs, completed_jobs, audio, None)
+    )
+    job_where, job_params = scope.sql("j")
+    usage_where, usage_params = scope.sql("s")
+    language_where, language_params = scope.sql("s")
+    threshold = second_tier_from if second_tier_from is not None else 2**62
+    # One parallel aggregate over the three tables: jobs add their checksums and stored rows
+    # subtract theirs, so a month agrees when its checksum comes to zero. (The branches' column
+    # types match exactly: a coercion would stop PostgreSQL from aggregating in parallel.)
+    sql = f"""
+        WITH m AS (
+            SELECT x.organisation_id, x.month, SUM(x.jobs) AS jobs, SUM(x.checksum) AS checksum,
+                   COALESCE(MAX(x.top_tier), 1) AS top_tier, COALESCE(SUM(x.free), 0) AS free
+            FROM (
+                SELECT j.organisation_id, j.month, 1 AS jobs, {job_checksum}::int AS checksum,
+                       NULL::smallint AS top_tier, NULL::int AS free
+                FROM {_q(Job._meta.db_table)} j WHERE {job_where}
+                UNION ALL
+                SELECT s.organisation_id, s.month, 0, -{usage_checksum}::int, s.tier,
+                       CASE WHEN s.is_free THEN s.jobs::int END
+                FROM {_q(MonthlyUsage._meta.db_table)} s WHERE {usage_where}
+                UNION ALL
+                SELECT s.organisation_id, s.month, 0, -{language_checksum}::int, NULL::smallint, NULL::int
+                FROM {_q(LanguageUsage._meta.db_table)} s WHERE {language_where}
+            ) x
+            GROUP BY x.organisation_id, x.month
+        ), w AS (
+            SELECT m.*, COUNT(*) OVER () AS months, ROW_NUMBER() OVER () AS row_number,
+                   mod(m.checksum, {_P}) <> 0 AS differs,
+                   SUM(m.jobs) OVER (PARTITION BY m.organisation_id) AS organisation_jobs,
+                   SUM(m.free) OVER (PARTITION BY m.organisation_id) AS organisation_free
+            FROM m
+        )
+        SELECT w.organisation_id, w.month, w.jobs, w.differs, w.top_tier,
+               w.organisation_free <> LEAST(o.free_job_allowance, w.organisation_jobs) AS wrong_free, w.months
+        FROM w JOIN {_q(Organisation._meta.db_table)} o ON o.id = w.organisation_id
+        WHERE w.row_number = 1 OR w.differs OR w.jobs >= %s OR w.top_tier > 1
+           OR w.organisation_free <> LEAST(o.free_job_allowance, w.organisation_jobs)
+    """
+    check = ChecksumCheck()
+    # Compiling these long expressions costs more than it saves.
+    _execute("SET LOCAL jit = off")
+    ranked: list[OrgMonth] = []
+    for organisation_id, month, jobs, differs, top_tier, wrong_free, months in _fetch(
+        sql, job_params + usage_params + language_params + [threshold]
+    ):
+        check.months = months
+        if differs:
+            check.differing.add((organisation_id, month))
+            continue
+        if wrong_free:
+            check.wrong_free.add(organisation_id)
+        if jobs >= threshold or top_tier > 1:
+            ranked.append((organisation_id, month))
+    if ranked:
+        for organisation_id, month, tier, jobs in stored_tier_counts(
+            Scope.of_pairs(ranked), second_tier_from=second_tier_from
+        ):
+            check.tier_counts.setdefault((organisation_id, month), {})[tier] = jobs
+    return check

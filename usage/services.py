@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -174,6 +174,7 @@ def _recompute_locked(
     org_plan = {pk: plans[plan_id or standard_id] for pk, plan_id, _ in org_rows}
     allowances = {pk: allowance for pk, _, allowance in org_rows}
     redo: set[OrgMonth] = set()
+    month_count: int | None = None  # organisation-months in scope, when a check has counted them
 
     def sync_free(organisation_id: int) -> None:
         changed_months, changed_jobs = _sync_free_flags(organisation_id, allowances[organisation_id])
@@ -210,21 +211,34 @@ def _recompute_locked(
             usage_scope=usage_scope, language_scope=base_scope
         )
     else:
-        # 2. The reconcile: first make the aggregates equal the jobs' grouping, then use them to
-        #    find the few months whose stored tiers or free flags disagree with the rules.
-        result.rows_corrected = aggregation.stored_reconcile(
-            usage_scope=base_scope, language_scope=base_scope
-        )
+        # 2. The reconcile: make the aggregates equal the jobs' grouping, then use them to find
+        #    the few months whose stored tiers or free flags disagree with the rules.
+        whole_orgs = all(some is None for some in scope.values())
+        check = _checksum_check(base_scope, second_tier_from)
+        if check is None:  # compare everything row by row
+            exact, wrong_free, tier_counts = base_scope, set(), {}
+        else:  # row by row only where the checksums differ
+            exact = aggregation.Scope.of_pairs(check.differing) if check.differing else None
+            wrong_free, tier_counts, month_count = check.wrong_free, check.tier_counts, check.months
+        if exact is not None:
+            result.rows_corrected = aggregation.stored_reconcile(usage_scope=exact, language_scope=exact)
+            if whole_orgs:
+                # (the organisations of the differing months, all their months)
+                orgs = (
+                    base_scope
+                    if check is None
+                    else aggregation.Scope.of(dict.fromkeys(o for o, _ in check.differing))
+                )
+                wrong_free.update(aggregation.stored_wrong_free_counts(orgs))
+            for organisation_id, month, tier, jobs in aggregation.stored_tier_counts(
+                exact, second_tier_from=second_tier_from
+            ):
+                tier_counts.setdefault((organisation_id, month), {})[tier] = jobs
         if progress:
             progress(1)
-        if all(months is None for months in scope.values()):
-            for organisation_id in aggregation.stored_wrong_free_counts(base_scope):
+        if whole_orgs:
+            for organisation_id in sorted(wrong_free):
                 sync_free(organisation_id)
-        tier_counts: dict[OrgMonth, dict[int, int]] = defaultdict(dict)
-        for organisation_id, month, tier, jobs in aggregation.stored_tier_counts(
-            base_scope, second_tier_from=second_tier_from
-        ):
-            tier_counts[(organisation_id, month)][tier] = jobs
         for org_month, counts in sorted(tier_counts.items()):
             jobs = sum(counts.values())
             if counts != _expected_tier_counts(org_plan[org_month[0]], jobs):
@@ -237,8 +251,22 @@ def _recompute_locked(
         progress(1)
     if result.rows_corrected:
         usage_version_bump(organisation_ids=None if whole_table else list(scope))
-    result.months = aggregation.stored_month_count(base_scope)
+    result.months = aggregation.stored_month_count(base_scope) if month_count is None else month_count
     return result
+
+
+def _checksum_check(
+    scope: aggregation.Scope, second_tier_from: int | None
+) -> aggregation.ChecksumCheck | None:
+    """The checksum pass where the database has one (PostgreSQL); None: diff row by row."""
+    if connection.vendor != "postgresql":
+        return None
+    try:
+        with transaction.atomic():  # a savepoint: a failed check leaves the transaction usable
+            return aggregation.checksum_check(scope, second_tier_from=second_tier_from)
+    except DataError:  # a stored row beyond 32-bit counts
+        logger.warning("usage checksum unavailable (counts beyond 32 bits); comparing row by row")
+        return None
 
 
 def _expected_tier_counts(plan: Plan, jobs: int) -> dict[int, int]:

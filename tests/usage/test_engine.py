@@ -5,6 +5,8 @@ import itertools
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.db.models import F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -332,7 +334,7 @@ def test_one_refresh_of_many_organisations_is_exact(db):
 
 
 def test_the_reconcile_catches_jobs_edited_behind_the_portals_back(db, acme, add_jobs):
-    """Raw edits (no stale marks) of a key, a language or tokens are each found by the fingerprints."""
+    """Raw edits (no stale marks) of a key, a language or tokens are each found by the reconcile."""
     keys = [api_key_create(organisation=acme, name=name).api_key for name in ("one", "two")]
     add_jobs(
         make_job(
@@ -352,3 +354,69 @@ def test_the_reconcile_catches_jobs_edited_behind_the_portals_back(db, acme, add
     assert report.languages == {"Hindi": 59, "Tamil": 1}
     assert june.note_tokens == 19 * 200 + 999
     assert usage_recompute().rows_corrected == 0
+
+
+def language_rows():
+    return sorted(
+        LanguageUsage.objects.values_list(
+            "month", "language", "via_api", "jobs", "completed_jobs", "audio_duration_seconds"
+        )
+    )
+
+
+def test_the_reconcile_catches_stored_rows_edited_behind_its_back(db, acme, add_jobs):
+    """Each edit sits in a month of its own and leaves the month's job count unchanged where it
+    can, so the reconcile must find every one of them separately."""
+    keys = [api_key_create(organisation=acme, name=name).api_key for name in ("one", "two")]
+    add_jobs(
+        make_job(
+            acme,
+            created_at=at(2025, 1 + i % 6, 1 + i % 20),
+            api_key=keys[i // 6 % 2],
+            language=["Hindi", "Tamil"][i // 12 % 2],
+            audio_duration_seconds=60 + i,
+            has_lrc=bool(i % 4),
+            external_id=f"stored-{i}",
+        )
+        for i in range(120)
+    )
+    usage, languages = usage_rows(), language_rows()
+    month = [dt.date(2025, m, 1) for m in range(1, 7)]
+
+    def usage_row(m, key):
+        return MonthlyUsage.objects.filter(month=month[m], api_key=keys[key])
+
+    def language_row(m, language):
+        return LanguageUsage.objects.filter(month=month[m], language=language)
+
+    usage_row(0, 0).update(completed_jobs=F("completed_jobs") + 1)
+    usage_row(1, 0).update(jobs=F("jobs") - 1)  # one job moved between keys: the total holds
+    usage_row(1, 1).update(jobs=F("jobs") + 1)
+    language_row(2, "Hindi").update(audio_duration_seconds=F("audio_duration_seconds") + 100)
+    language_row(2, "Tamil").update(audio_duration_seconds=F("audio_duration_seconds") - 100)
+    language_row(3, "Tamil").update(language="Bengali")
+    language_row(4, "Hindi").delete()
+    LanguageUsage.objects.create(
+        organisation=acme,
+        month=month[5],
+        language="Urdu",
+        via_api=True,
+        jobs=1,
+        completed_jobs=0,
+        audio_duration_seconds=1,
+    )
+    result = usage_recompute()
+    assert result.rows_corrected == 9  # the Bengali row is both surplus and missing as Tamil
+    assert (usage_rows(), language_rows()) == (usage, languages)
+    assert usage_recompute().rows_corrected == 0
+
+
+def test_counts_beyond_32_bits_are_still_reconciled(db, acme, acme_key, add_jobs, caplog):
+    """PostgreSQL's checksum pass works in 32-bit counts; past them it gives way to the row diff."""
+    add_jobs(make_job(acme, created_at=at(2025, 2, 1 + day), api_key=acme_key.api_key) for day in range(5))
+    organisation_free_allowance_set(organisation=acme, allowance=2)
+    snapshot = usage_rows()
+    MonthlyUsage.objects.filter(is_free=True).update(jobs=3_000_000_000, note_tokens=2**40)
+    assert usage_recompute().rows_corrected == 1
+    assert usage_rows() == snapshot
+    assert ("comparing row by row" in caplog.text) == (connection.vendor == "postgresql")
