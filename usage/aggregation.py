@@ -1,8 +1,10 @@
 """Building the stored aggregates from the raw jobs, set-based, inside the database.
 
-The jobs are grouped and compared with the stored rows in the database; only the rows that differ
-come back to Python, which deletes, updates or inserts exactly those. A reconcile that finds
-nothing to correct therefore moves no rows and writes nothing.
+The jobs are grouped and compared with the stored rows in the database, which inserts the missing
+rows straight from the grouping; only the few stale or surplus rows are updated or deleted. A
+reconcile that finds nothing to correct therefore writes nothing. On PostgreSQL a whole-table
+reconcile first checksums every organisation-month (see ``checksum_check``) and diffs row by row
+only the months whose checksums differ.
 """
 
 import datetime as dt
@@ -317,7 +319,8 @@ def job_month_counts(scope: Scope) -> list[tuple[int, dt.date, int, list[int]]]:
 # L combines a row's counts with coefficients drawn afresh for every run, and w is a hash of the
 # row's group seeded afresh too. Both are linear in the values, so the sum over a month's jobs
 # equals the sum over the aggregate rows that group them, and any given discrepancy escapes a run
-# with a chance of about 1 in P (2^31 - 1); the next night draws new coefficients.
+# with a chance of about 1 in P (2^31 - 1); the next night draws new coefficients. (A count off by
+# an exact multiple of P, some two billion, would go unseen.)
 
 _P = 2_147_483_647
 _LOW_31_BITS = 2_147_483_647
@@ -382,23 +385,19 @@ def checksum_check(scope: Scope, *, second_tier_from: int | None) -> ChecksumChe
     stored row of more than 2^31 - 1 jobs raises ``DataError``.
     """
     c = _Coefficients.draw()
-    # A job: audio is a 32-bit column, completion a 0 or 1; the token counts are reduced first.
-    completed = "(j.has_transcript AND j.has_lrc)::int"
+    # A job: its counts are small enough to combine unreduced (audio is a 32-bit column; token
+    # counts past 2^32 may overflow, and the caller then falls back to the row diff).
+    job = (
+        f"1 + CASE WHEN j.has_transcript AND j.has_lrc THEN {c.completed} ELSE 0 END"
+        f" + {c.audio}::int8 * j.audio_duration_seconds"
+    )
+    tokens = f"{c.transcription}::int8 * j.transcription_tokens + {c.note}::int8 * j.note_tokens"
     job_language = _language_group(c, "j", "j.source = 'api'")
     job_checksum = _mod(
-        f"{_usage_group(c, 'j')} * "
-        + _values(
-            c,
-            "1",
-            completed,
-            "j.audio_duration_seconds",
-            (_mod("j.transcription_tokens"), _mod("j.note_tokens")),
-        )
-        + f" + {job_language} * "
-        + _values(c, "1", completed, "j.audio_duration_seconds", None)
+        f"{_usage_group(c, 'j')} * {_mod(f'{job} + {tokens}')} + {job_language} * {_mod(job)}"
     )
-    # A stored row: every sum is reduced first.
-    jobs, completed_jobs = _mod("s.jobs"), _mod("s.completed_jobs")
+    # A stored row: the job counts go in unreduced too, the other sums reduced first.
+    jobs, completed_jobs = "s.jobs", "s.completed_jobs"
     audio, tokens = _mod("s.audio_duration_seconds"), (_mod("s.transcription_tokens"), _mod("s.note_tokens"))
     usage_checksum = _mod(f"{_usage_group(c, 's')} * " + _values(c, jobs, completed_jobs, audio, tokens))
     language_checksum = _mod(
@@ -412,7 +411,7 @@ def checksum_check(scope: Scope, *, second_tier_from: int | None) -> ChecksumChe
     # subtract theirs, so a month agrees when its checksum comes to zero. (The branches' column
     # types match exactly: a coercion would stop PostgreSQL from aggregating in parallel.)
     sql = f"""
-        WITH m AS (
+        WITH m AS MATERIALIZED (
             SELECT x.organisation_id, x.month, SUM(x.jobs) AS jobs, SUM(x.checksum) AS checksum,
                    COALESCE(MAX(x.top_tier), 1) AS top_tier, COALESCE(SUM(x.free), 0) AS free
             FROM (
@@ -428,37 +427,45 @@ def checksum_check(scope: Scope, *, second_tier_from: int | None) -> ChecksumChe
                 FROM {_q(LanguageUsage._meta.db_table)} s WHERE {language_where}
             ) x
             GROUP BY x.organisation_id, x.month
-        ), w AS (
-            SELECT m.*, COUNT(*) OVER () AS months, ROW_NUMBER() OVER () AS row_number,
-                   mod(m.checksum, {_P}) <> 0 AS differs,
-                   SUM(m.jobs) OVER (PARTITION BY m.organisation_id) AS organisation_jobs,
-                   SUM(m.free) OVER (PARTITION BY m.organisation_id) AS organisation_free
-            FROM m
+        ), o AS (
+            SELECT m.organisation_id, SUM(m.jobs) AS jobs, SUM(m.free) AS free
+            FROM m GROUP BY m.organisation_id
         )
-        SELECT w.organisation_id, w.month, w.jobs, w.differs, w.top_tier,
-               w.organisation_free <> LEAST(o.free_job_allowance, w.organisation_jobs) AS wrong_free, w.months
-        FROM w JOIN {_q(Organisation._meta.db_table)} o ON o.id = w.organisation_id
-        WHERE w.row_number = 1 OR w.differs OR w.jobs >= %s OR w.top_tier > 1
-           OR w.organisation_free <> LEAST(o.free_job_allowance, w.organisation_jobs)
+        SELECT m.organisation_id, m.month, m.jobs, mod(m.checksum, {_P}) <> 0 AS differs, m.top_tier,
+               o.free <> LEAST(organisation.free_job_allowance, o.jobs) AS wrong_free
+        FROM m JOIN o ON o.organisation_id = m.organisation_id
+        JOIN {_q(Organisation._meta.db_table)} organisation ON organisation.id = m.organisation_id
+        WHERE mod(m.checksum, {_P}) <> 0 OR m.jobs >= %s OR m.top_tier > 1
+           OR o.free <> LEAST(organisation.free_job_allowance, o.jobs)
+        UNION ALL
+        SELECT NULL, NULL, COUNT(*), NULL, NULL, NULL FROM m
     """
     check = ChecksumCheck()
     # Compiling these long expressions costs more than it saves.
     _execute("SET LOCAL jit = off")
     ranked: list[OrgMonth] = []
-    for organisation_id, month, jobs, differs, top_tier, wrong_free, months in _fetch(
+    for organisation_id, month, jobs, differs, top_tier, wrong_free in _fetch(
         sql, job_params + usage_params + language_params + [threshold]
     ):
-        check.months = months
-        if differs:
+        if organisation_id is None:  # the last row: how many organisation-months there are
+            check.months = jobs
+        elif differs:
             check.differing.add((organisation_id, month))
-            continue
-        if wrong_free:
-            check.wrong_free.add(organisation_id)
-        if jobs >= threshold or top_tier > 1:
-            ranked.append((organisation_id, month))
+        else:
+            if wrong_free:
+                check.wrong_free.add(organisation_id)
+            if jobs >= threshold or top_tier > 1:
+                ranked.append((organisation_id, month))
     if ranked:
-        for organisation_id, month, tier, jobs in stored_tier_counts(
-            Scope.of_pairs(ranked), second_tier_from=second_tier_from
-        ):
+        # The stored jobs per tier of those months, found through the (organisation, month) index.
+        sql = f"""
+            SELECT s.organisation_id, s.month, s.tier, CAST(SUM(s.jobs) AS BIGINT)
+            FROM {_q(MonthlyUsage._meta.db_table)} s
+            JOIN unnest(%s::bigint[], %s::date[]) AS r(organisation_id, month)
+              ON r.organisation_id = s.organisation_id AND r.month = s.month
+            GROUP BY s.organisation_id, s.month, s.tier
+        """
+        organisations, months = zip(*ranked, strict=True)
+        for organisation_id, month, tier, jobs in _fetch(sql, [list(organisations), list(months)]):
             check.tier_counts.setdefault((organisation_id, month), {})[tier] = jobs
     return check
