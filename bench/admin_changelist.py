@@ -65,9 +65,10 @@ def generate(jobs: int) -> None:
         "SET TIME ZONE 'UTC'",
         "TRUNCATE usage_job, usage_monthlyusage, usage_languageusage, usage_stalemonth, usage_apicallcount, "
         "accounts_apikey, accounts_membership, accounts_organisation RESTART IDENTITY CASCADE",
-        f"""INSERT INTO accounts_organisation (org_id, name, is_active, free_job_allowance, created_at)
+        f"""INSERT INTO accounts_organisation (org_id, name, is_active, free_job_allowance, created_at,
+                                              usage_version)
             SELECT 'org_b' || g, 'Bench organisation ' || lpad(g::text, 4, '0'), true,
-                   CASE WHEN g % 10 = 0 THEN 100 ELSE 0 END, now()
+                   CASE WHEN g % 10 = 0 THEN 100 ELSE 0 END, now(), 0
             FROM generate_series(1, {ORGANISATIONS}) g""",
         """INSERT INTO accounts_apikey (organisation_id, name, lookup, digest, created_at)
             SELECT o.id, 'key ' || k, 'b' || lpad(o.id::text, 6, '0') || k || 'zzzz', md5(o.id::text || k), now()

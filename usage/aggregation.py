@@ -336,8 +336,8 @@ class _Coefficients:
 
     @classmethod
     def draw(cls) -> "_Coefficients":
-        # Below 2^29, so that four products of a coefficient and a residue (< 2^31) plus a
-        # residue still fit in a signed 64-bit integer before the one reduction modulo P.
+        # Below 2^29, so that a row's products of a coefficient and a count below 2^31 (or 2^32)
+        # add up within a signed 64-bit integer before the one reduction modulo P.
         return cls(secrets.randbelow(2**62), *(1 + secrets.randbelow(2**29 - 1) for _ in range(4)))
 
 
@@ -346,7 +346,8 @@ def _mod(expression: str) -> str:
 
 
 def _values(c: _Coefficients, jobs: str, completed: str, audio: str, tokens: tuple[str, str] | None) -> str:
-    """L: the residue of a row's counts combined with the run's coefficients (each input < 2^31)."""
+    """L: the residue of a row's counts combined with the run's coefficients. The products must fit
+    in 64 bits: the inputs are 32-bit columns or residues, or counts that in practice are."""
     terms = [jobs, f"{c.completed}::int8 * {completed}", f"{c.audio}::int8 * {audio}"]
     if tokens is not None:
         terms += [f"{c.transcription}::int8 * {tokens[0]}", f"{c.note}::int8 * {tokens[1]}"]
@@ -381,8 +382,8 @@ def checksum_check(scope: Scope, *, second_tier_from: int | None) -> ChecksumChe
     Returns the months that differ and, among the others, the organisations whose stored free
     count is wrong and the stored tier counts of the months whose ranks matter (those from
     ``second_tier_from`` jobs, or holding any job above tier 1). Free counts are compared per
-    organisation, so they mean something only when ``scope`` covers whole organisations. A
-    stored row of more than 2^31 - 1 jobs raises ``DataError``.
+    organisation, so they mean something only when ``scope`` covers whole organisations. Counts
+    too large for its 32- and 64-bit arithmetic (see the comments below) raise ``DataError``.
     """
     c = _Coefficients.draw()
     # A job: its counts are small enough to combine unreduced (audio is a 32-bit column; token

@@ -4,12 +4,13 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from accounts.models import ApiKey, Organisation
+from accounts.models import Organisation
 
 from .models import Job
 from .services import JobInput
@@ -23,8 +24,7 @@ class InvalidLine(ValueError):
     """A line that cannot be imported; the message says why."""
 
 
-@dataclass(frozen=True)
-class LineResult:
+class LineResult(NamedTuple):
     number: int
     job: JobInput | None
     error: str | None
@@ -38,9 +38,13 @@ class _Directory:
 
     def resolve(self, org_id: str) -> tuple[int, dict[str, int]] | None:
         if org_id not in self._orgs:
-            pk = Organisation.objects.filter(org_id=org_id).values_list("pk", flat=True).first()
-            key_ids = dict(ApiKey.objects.filter(organisation_id=pk).values_list("name", "pk")) if pk else {}
-            self._orgs[org_id] = (pk, key_ids) if pk else None
+            # One query: the organisation joined with its keys (a row of Nones when it has none).
+            rows = Organisation.objects.filter(org_id=org_id).values_list(
+                "pk", "api_keys__name", "api_keys__pk"
+            )
+            rows = list(rows)
+            key_ids = {name: key_id for _, name, key_id in rows if key_id is not None}
+            self._orgs[org_id] = (rows[0][0], key_ids) if rows else None
         return self._orgs[org_id]
 
 
@@ -172,6 +176,9 @@ class _Staging:
     def __init__(self) -> None:
         self.rows: list[tuple[int, JobInput]] = []
         self.last_line = 0
+        # Which write batches (of WRITE_LINES lines) hold a job more than once.
+        self.repeats: set[int] = set()
+        self._batch, self._keys = 0, set()
 
     def __enter__(self) -> "_Staging":
         from .services import STAGED_COLUMNS
@@ -198,6 +205,13 @@ class _Staging:
     def add(self, line: int, job: JobInput) -> None:
         self.rows.append((line, job))
         self.last_line = line
+        batch = (line - 1) // WRITE_LINES
+        if batch != self._batch:
+            self._batch, self._keys = batch, set()
+        key = (job.organisation_id, job.external_id)
+        if key in self._keys:
+            self.repeats.add(batch)
+        self._keys.add(key)
         if len(self.rows) >= STAGE_ROWS:
             self.flush()
 
@@ -255,7 +269,11 @@ def jobs_import_file(
         last_line, advanced = staging.last_line, 0
         for first in range(1, last_line + 1, WRITE_LINES):
             last = min(first + WRITE_LINES - 1, last_line)
-            outcome = jobs_upsert_staged(table=STAGING_TABLE, lines=(first, last))
+            outcome = jobs_upsert_staged(
+                table=STAGING_TABLE,
+                lines=(first, last),
+                repeats=(first - 1) // WRITE_LINES in staging.repeats,
+            )
             report.created += outcome.created
             report.updated += outcome.updated
             touched_orgs.update(organisation_id for organisation_id, _ in outcome.touched)

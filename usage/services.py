@@ -453,9 +453,18 @@ def jobs_upsert(*, jobs: Iterable[JobInput]) -> UpsertResult:
 STAGED_COLUMNS = ("line", *_INSERT_COLUMNS[:13])
 
 
+def _datetime_adapter() -> Callable[[dt.datetime], object]:
+    """Django's adapter of datetimes for this database, with a shortcut on SQLite for the UTC
+    datetimes the importer makes (SQLite stores them as naive UTC text)."""
+    adapt = connection.ops.adapt_datetimefield_value
+    if connection.vendor != "sqlite" or connection.timezone_name != "UTC":
+        return adapt
+    return lambda value: str(value.replace(tzinfo=None)) if value.tzinfo is dt.UTC else adapt(value)
+
+
 def staged_job_rows(jobs: Iterable[tuple[int, JobInput]]) -> list[tuple]:
     """Rows of a staging table, in ``STAGED_COLUMNS`` order, adapted for this database."""
-    adapt_datetime = connection.ops.adapt_datetimefield_value
+    adapt_datetime = _datetime_adapter()
     adapt_date = connection.ops.adapt_datefield_value
     return [
         (
@@ -478,12 +487,14 @@ def staged_job_rows(jobs: Iterable[tuple[int, JobInput]]) -> list[tuple]:
     ]
 
 
-def jobs_upsert_staged(*, table: str, lines: tuple[int, int]) -> UpsertResult:
+def jobs_upsert_staged(*, table: str, lines: tuple[int, int], repeats: bool = True) -> UpsertResult:
     """Upsert the jobs staged in ``table`` (see ``STAGED_COLUMNS``) on lines ``lines[0]..lines[1]``.
 
     The same rules as ``jobs_upsert``, applied by the database in one statement: a job keyed
-    more than once gets the values of its last line and the position of its first. The months
-    touched are marked stale in the same transaction; the caller resolves them when done.
+    more than once gets the values of its last line and the position of its first. A caller
+    that knows no job repeats within the lines passes ``repeats=False`` and saves the sorting
+    that rule needs. The months touched are marked stale in the same transaction; the caller
+    resolves them when done.
     """
     q = connection.ops.quote_name
     job_table = q(Job._meta.db_table)
@@ -512,15 +523,18 @@ def jobs_upsert_staged(*, table: str, lines: tuple[int, int]) -> UpsertResult:
             columns = ", ".join(q(column) for column in _INSERT_COLUMNS)
             values = ", ".join(q(column) for column in _INSERT_COLUMNS[:13])
             updates = ", ".join(f"{q(column)} = excluded.{q(column)}" for column in _UPDATE_COLUMNS)
+            if repeats:  # one row per job: its last line, in the order of its first
+                job_key = "PARTITION BY s.organisation_id, s.external_id"
+                rows = (
+                    f"FROM (SELECT s.*, ROW_NUMBER() OVER ({job_key} ORDER BY s.line DESC) AS newest,"  # noqa: S608
+                    f" MIN(s.line) OVER ({job_key}) AS first_line FROM {staged} s WHERE {where}) s"
+                    " WHERE s.newest = 1 ORDER BY s.first_line"
+                )
+            else:
+                rows = f"FROM {staged} s WHERE {where} ORDER BY s.line"
             # Only identifiers are interpolated; the line range goes through placeholders.
             cursor.execute(
-                f"INSERT INTO {job_table} ({columns}) "  # noqa: S608
-                f"SELECT {values}, 1, %s FROM ("
-                "  SELECT s.*, ROW_NUMBER() OVER (PARTITION BY s.organisation_id, s.external_id"
-                "                                 ORDER BY s.line DESC) AS newest,"
-                "         MIN(s.line) OVER (PARTITION BY s.organisation_id, s.external_id) AS first_line"
-                f"  FROM {staged} s WHERE {where}"
-                ") s WHERE s.newest = 1 ORDER BY s.first_line "
+                f"INSERT INTO {job_table} ({columns}) SELECT {values}, 1, %s {rows} "  # noqa: S608
                 f"ON CONFLICT (organisation_id, external_id) DO UPDATE SET {updates}",
                 [False, *params],
             )
