@@ -439,7 +439,7 @@ def checksum_check(scope: Scope, *, second_tier_from: int | None) -> ChecksumChe
         WHERE mod(m.checksum, {_P}) <> 0 OR m.jobs >= %s OR m.top_tier > 1
            OR o.free <> LEAST(organisation.free_job_allowance, o.jobs)
         UNION ALL
-        SELECT NULL, NULL, COUNT(*), NULL, NULL, NULL FROM m
+        SELECT NULL, NULL, COUNT(*) FILTER (WHERE m.jobs > 0), NULL, NULL, NULL FROM m
     """
     check = ChecksumCheck()
     # Compiling these long expressions costs more than it saves.
@@ -448,7 +448,7 @@ def checksum_check(scope: Scope, *, second_tier_from: int | None) -> ChecksumChe
     for organisation_id, month, jobs, differs, top_tier, wrong_free in _fetch(
         sql, job_params + usage_params + language_params + [threshold]
     ):
-        if organisation_id is None:  # the last row: how many organisation-months there are
+        if organisation_id is None:  # the last row: how many organisation-months have jobs
             check.months = jobs
         elif differs:
             check.differing.add((organisation_id, month))

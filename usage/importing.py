@@ -170,7 +170,8 @@ class _Staging:
     written from it by the database, a range of lines per transaction.
 
     Temporary tables live in the connection's own scratch space (on SQLite, a separate file), so
-    filling it takes no lock on the jobs and the memory used does not grow with the file.
+    the memory used does not grow with the file, and the jobs are locked only by the short write
+    transactions that follow (and, on SQLite, for the moment each batch of lines is staged).
     """
 
     def __init__(self) -> None:

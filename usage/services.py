@@ -192,6 +192,8 @@ def _recompute_locked(
         for organisation_id in sorted(with_free_jobs | with_allowance):
             sync_free(organisation_id)
 
+    # A scope too large to spell out in SQL is widened (see ``Scope.of``): the aggregates of other
+    # organisations are then reconciled too, but only the locked ones get their flags re-derived.
     base_scope = aggregation.Scope(everything=True) if whole_table else aggregation.Scope.of(scope)
     second_tiers = [plan.tiers[1].first_rank for plan in org_plan.values() if len(plan.tiers) > 1]
     second_tier_from = min(second_tiers, default=None)
@@ -205,7 +207,8 @@ def _recompute_locked(
     if force:
         # 2. After writes, rank again every month in scope that reaches a second tier.
         for organisation_id, month, jobs, tiers in aggregation.job_month_counts(base_scope):
-            retier((organisation_id, month), jobs, tiers)
+            if organisation_id in org_plan:
+                retier((organisation_id, month), jobs, tiers)
         usage_scope = base_scope.union(aggregation.Scope.of_pairs(redo)) if redo else base_scope
         result.rows_corrected = aggregation.stored_reconcile(
             usage_scope=usage_scope, language_scope=base_scope
@@ -237,11 +240,11 @@ def _recompute_locked(
         if progress:
             progress(1)
         if whole_orgs:
-            for organisation_id in sorted(wrong_free):
+            for organisation_id in sorted(wrong_free & allowances.keys()):
                 sync_free(organisation_id)
         for org_month, counts in sorted(tier_counts.items()):
             jobs = sum(counts.values())
-            if counts != _expected_tier_counts(org_plan[org_month[0]], jobs):
+            if org_month[0] in org_plan and counts != _expected_tier_counts(org_plan[org_month[0]], jobs):
                 retier(org_month, jobs, counts)
         if redo:
             result.rows_corrected += aggregation.stored_reconcile(
@@ -250,7 +253,7 @@ def _recompute_locked(
     if progress:
         progress(1)
     if result.rows_corrected:
-        usage_version_bump(organisation_ids=None if whole_table else list(scope))
+        usage_version_bump(organisation_ids=None if base_scope.everything else list(scope))
     result.months = aggregation.stored_month_count(base_scope) if month_count is None else month_count
     return result
 
@@ -264,8 +267,11 @@ def _checksum_check(
     try:
         with transaction.atomic():  # a savepoint: a failed check leaves the transaction usable
             return aggregation.checksum_check(scope, second_tier_from=second_tier_from)
-    except DataError:  # a stored row beyond 32-bit counts
-        logger.warning("usage checksum unavailable (counts beyond 32 bits); comparing row by row")
+    except DataError:  # a count beyond what the checksum's integers hold
+        logger.warning(
+            "usage checksum unavailable (a stored row past 2^31 jobs or a job past 2^32 tokens); "
+            "comparing row by row"
+        )
         return None
 
 

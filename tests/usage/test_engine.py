@@ -10,6 +10,7 @@ from django.db.models import F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from accounts.models import Organisation
 from accounts.services import api_key_create, organisation_create
 from tests.conftest import at, make_job
 from usage.models import Job, LanguageUsage, MonthlyUsage, PricingPlan, PricingTier, StaleMonth
@@ -21,6 +22,7 @@ from usage.services import (
     pricing_plan_tiers_changed,
     usage_recompute,
     usage_refresh,
+    usage_refresh_organisations,
 )
 
 from .reference import reference_usage
@@ -255,6 +257,7 @@ def test_recompute_twice_is_identical_and_repairs_damage(db, acme, acme_key, add
     result = usage_recompute()
     assert result.rows_corrected > 0
     assert result.jobs_retiered == 10
+    assert result.months == 1  # March; the stray 2020 row is gone, not counted
     assert usage_rows() == snapshot
     assert usage_recompute().rows_corrected == 0
 
@@ -420,3 +423,21 @@ def test_counts_beyond_32_bits_are_still_reconciled(db, acme, acme_key, add_jobs
     assert usage_recompute().rows_corrected == 1
     assert usage_rows() == snapshot
     assert ("comparing row by row" in caplog.text) == (connection.vendor == "postgresql")
+
+
+def test_a_scope_too_large_to_spell_out_leaves_other_organisations_flags_alone(db, add_jobs):
+    """Over 900 organisations widen the SQL scope to every organisation (SQLite's parameter
+    limit): the others' aggregates may be reconciled, but their flags are not theirs to fix."""
+    outside = organisation_create(name="Outside", org_id="org_outside")
+    add_jobs([make_job(outside, created_at=at(2025, 1, 2)) for _ in range(3)])
+    Organisation.objects.filter(pk=outside.pk).update(free_job_allowance=2)  # behind the back
+    many = Organisation.objects.bulk_create(
+        Organisation(org_id=f"org_many{i}", name=f"Many {i}") for i in range(901)
+    )
+    jobs_upsert(jobs=[make_job(organisation, created_at=at(2025, 1, 1)) for organisation in many])
+    refreshed = usage_refresh_organisations(organisation_ids=[organisation.pk for organisation in many])
+    assert refreshed.organisations == 901 and refreshed.rows_corrected > 0
+    result = usage_recompute(organisation_ids=[organisation.pk for organisation in many])
+    assert (result.rows_corrected, result.jobs_refreed) == (0, 0)
+    assert not Job.objects.filter(organisation=outside, is_free=True).exists()
+    assert usage_recompute(organisation_ids=[outside.pk]).jobs_refreed == 2
