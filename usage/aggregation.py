@@ -17,6 +17,7 @@ from django.db import connection
 from accounts.models import Organisation
 
 from .models import Job, LanguageUsage, MonthlyUsage
+from .months import date_from_db
 
 OrgMonth = tuple[int, dt.date]
 # Keep a scope's SQL within what every SQLite accepts (999 parameters, expression depth 1,000).
@@ -266,7 +267,7 @@ def stored_tier_counts(scope: Scope, *, second_tier_from: int | None) -> list[tu
         GROUP BY s.organisation_id, s.month, s.tier
     """
     return [
-        (org, month if isinstance(month, dt.date) else dt.date.fromisoformat(month), tier, int(jobs))
+        (org, date_from_db(month), tier, int(jobs))
         for org, month, tier, jobs in _fetch(sql, [*params, threshold])
     ]
 
@@ -298,7 +299,7 @@ def job_month_counts(scope: Scope) -> list[tuple[int, dt.date, int, list[int]]]:
     )
     months: dict[OrgMonth, dict[int, int]] = {}
     for org, month, tier, jobs in _fetch(sql, params):
-        month = month if isinstance(month, dt.date) else dt.date.fromisoformat(month)
+        month = date_from_db(month)
         months.setdefault((org, month), {})[tier] = jobs
     return [
         (org, month, sum(tiers.values()), sorted(tiers)) for (org, month), tiers in sorted(months.items())

@@ -13,7 +13,13 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import Organisation
 
 from .models import Job
-from .services import JobInput
+from .services import (
+    STAGED_COLUMNS,
+    JobInput,
+    jobs_upsert_staged,
+    staged_job_rows,
+    usage_refresh_organisations,
+)
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 _STATUSES = set(Job.Status.values)
@@ -182,8 +188,6 @@ class _Staging:
         self._batch, self._keys = 0, set()
 
     def __enter__(self) -> "_Staging":
-        from .services import STAGED_COLUMNS
-
         fields = {field.column: field for field in Job._meta.concrete_fields}
         types = {"line": "integer PRIMARY KEY"}
         types.update((column, fields[column].db_type(connection)) for column in STAGED_COLUMNS[1:])
@@ -217,8 +221,6 @@ class _Staging:
             self.flush()
 
     def flush(self) -> None:
-        from .services import STAGED_COLUMNS, staged_job_rows
-
         if not self.rows:
             return
         columns = ", ".join(connection.ops.quote_name(column) for column in STAGED_COLUMNS)
@@ -244,8 +246,6 @@ def jobs_import_file(
     is called with how many lines each step has advanced, over two passes: reading and
     validating the file, then writing its jobs.
     """
-    from .services import jobs_upsert_staged, usage_refresh_organisations
-
     now = now or timezone.now()
     report = ImportReport(errors=[])
     pending = 0

@@ -12,6 +12,11 @@ def month_of(moment: dt.datetime) -> dt.date:
     return dt.date(moment.year, moment.month, 1)
 
 
+def date_from_db(value: dt.date | str) -> dt.date:
+    """A date column read through a raw cursor: SQLite returns it as ISO text."""
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
 def current_month() -> dt.date:
     return month_of(dt.datetime.now(dt.UTC))
 

@@ -25,7 +25,7 @@ from accounts.models import Organisation
 
 from . import aggregation
 from .models import Job, StaleMonth
-from .months import month_of
+from .months import date_from_db, month_of
 from .plans import plans_by_id, standard_plan_id
 from .pricing import Plan, month_segments
 
@@ -412,31 +412,11 @@ def jobs_upsert(*, jobs: Iterable[JobInput]) -> UpsertResult:
     result = UpsertResult()
     if not latest:
         return result
-    adapt_datetime = connection.ops.adapt_datetimefield_value
-    adapt_date = connection.ops.adapt_datefield_value
+    adapt_datetime, adapt_date = _datetime_adapter(), connection.ops.adapt_datefield_value
     rows = []
     for job in latest.values():
-        month = month_of(job.created_at)
-        result.touched.add((job.organisation_id, month))
-        rows.append(
-            (
-                job.organisation_id,
-                job.api_key_id,
-                "api" if job.api_key_id else "web",
-                job.external_id,
-                adapt_datetime(job.created_at),
-                adapt_date(month),
-                job.language,
-                job.audio_duration_seconds,
-                job.status,
-                job.has_transcript,
-                job.has_lrc,
-                job.transcription_tokens,
-                job.note_tokens,
-                1,
-                False,
-            )
-        )
+        result.touched.add((job.organisation_id, month_of(job.created_at)))
+        rows.append((*_job_values(job, adapt_datetime, adapt_date), 1, False))
     with transaction.atomic():
         # One query finds the jobs that exist already, so their previous months are refreshed too
         # when a job moves. It filters on external_id alone (its own index) and matches the pairs
@@ -468,29 +448,29 @@ def _datetime_adapter() -> Callable[[dt.datetime], object]:
     return lambda value: str(value.replace(tzinfo=None)) if value.tzinfo is dt.UTC else adapt(value)
 
 
+def _job_values(job: JobInput, adapt_datetime, adapt_date) -> tuple:
+    """A job's values for ``_INSERT_COLUMNS[:13]`` (tier and free flag are the refresh's)."""
+    return (
+        job.organisation_id,
+        job.api_key_id,
+        "api" if job.api_key_id else "web",
+        job.external_id,
+        adapt_datetime(job.created_at),
+        adapt_date(month_of(job.created_at)),
+        job.language,
+        job.audio_duration_seconds,
+        job.status,
+        job.has_transcript,
+        job.has_lrc,
+        job.transcription_tokens,
+        job.note_tokens,
+    )
+
+
 def staged_job_rows(jobs: Iterable[tuple[int, JobInput]]) -> list[tuple]:
     """Rows of a staging table, in ``STAGED_COLUMNS`` order, adapted for this database."""
-    adapt_datetime = _datetime_adapter()
-    adapt_date = connection.ops.adapt_datefield_value
-    return [
-        (
-            line,
-            job.organisation_id,
-            job.api_key_id,
-            "api" if job.api_key_id else "web",
-            job.external_id,
-            adapt_datetime(job.created_at),
-            adapt_date(month_of(job.created_at)),
-            job.language,
-            job.audio_duration_seconds,
-            job.status,
-            job.has_transcript,
-            job.has_lrc,
-            job.transcription_tokens,
-            job.note_tokens,
-        )
-        for line, job in jobs
-    ]
+    adapt_datetime, adapt_date = _datetime_adapter(), connection.ops.adapt_datefield_value
+    return [(line, *_job_values(job, adapt_datetime, adapt_date)) for line, job in jobs]
 
 
 def jobs_upsert_staged(*, table: str, lines: tuple[int, int], repeats: bool = True) -> UpsertResult:
@@ -519,13 +499,13 @@ def jobs_upsert_staged(*, table: str, lines: tuple[int, int], repeats: bool = Tr
                 params,
             )
             for organisation_id, month, jobs in cursor.fetchall():
-                result.touched.add((organisation_id, _as_date(month)))
+                result.touched.add((organisation_id, date_from_db(month)))
                 result.updated += jobs
             cursor.execute(
                 f"SELECT DISTINCT s.organisation_id, s.month FROM {staged} s WHERE {where}",  # noqa: S608
                 params,
             )
-            result.touched.update((organisation_id, _as_date(month)) for organisation_id, month in cursor)
+            result.touched.update((organisation_id, date_from_db(month)) for organisation_id, month in cursor)
             columns = ", ".join(q(column) for column in _INSERT_COLUMNS)
             values = ", ".join(q(column) for column in _INSERT_COLUMNS[:13])
             updates = ", ".join(f"{q(column)} = excluded.{q(column)}" for column in _UPDATE_COLUMNS)
@@ -547,10 +527,6 @@ def jobs_upsert_staged(*, table: str, lines: tuple[int, int], repeats: bool = Tr
             result.created = cursor.rowcount - result.updated
         _mark_touched(result.touched)
     return result
-
-
-def _as_date(value) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
 
 
 def _mark_touched(touched: Iterable[OrgMonth]) -> None:
