@@ -38,4 +38,5 @@ bench-pg: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py --database $${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/usage_portal_bench} $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var test-artifacts
+	rm -rf $(VENV) test-artifacts
+	find var -mindepth 1 -not -name .gitignore -exec rm -rf {} +

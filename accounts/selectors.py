@@ -8,9 +8,10 @@ The access rules of the customer portal live here, in one place:
 - anyone else learns nothing, not even that the organisation exists.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from .models import ApiKey, Membership, Organisation, User
 
@@ -101,3 +102,21 @@ def api_key_list(*, organisation: Organisation) -> list[ApiKey]:
 def api_key_get(*, organisation: Organisation, key_id: int) -> ApiKey | None:
     """The key ``key_id`` if it belongs to ``organisation``, else None."""
     return ApiKey.objects.filter(organisation=organisation, pk=key_id).first()
+
+
+def api_key_ids_with_usage(*, key_ids: Collection[int]) -> set[int]:
+    """Those of ``key_ids`` whose keys have jobs or counted API calls (one query).
+
+    The usage tables are reached through the keys' reverse relations, so this app does not
+    import the usage app that depends on it.
+    """
+    job_model = ApiKey._meta.get_field("jobs").related_model
+    call_count_model = ApiKey._meta.get_field("call_counts").related_model
+    return set(
+        ApiKey.objects.filter(pk__in=key_ids)
+        .filter(
+            Exists(job_model.objects.filter(api_key=OuterRef("pk")))
+            | Exists(call_count_model.objects.filter(api_key=OuterRef("pk")))
+        )
+        .values_list("pk", flat=True)
+    )

@@ -3,17 +3,46 @@
 import datetime as dt
 import secrets
 import string
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
+
+from portal.errors import DomainError
 
 from . import keys
 from .models import ApiKey, Membership, Organisation, User
 
 _ORG_ID_ALPHABET = string.ascii_lowercase + string.digits
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+class DuplicateKeyName(DomainError):
+    """Another key of the organisation already has this name (names key ``/usage``'s ``api_keys``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__("A key with this name already exists in this organisation.", field="name")
+        self.name = name
+
+
+class InvalidKeyName(DomainError):
+    """A key name that is empty or too long."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="name")
+
+
+def usage_version_bump(*, organisation_ids: Collection[int] | None) -> None:
+    """Invalidate cached usage of these organisations (None: all of them); see the model's
+    ``usage_version``. Call it in the transaction of every change that alters usage reads."""
+    organisations = Organisation.objects.all()
+    if organisation_ids is not None:
+        organisations = organisations.filter(pk__in=organisation_ids)
+    organisations.update(usage_version=F("usage_version") + 1)
 
 
 def _signing_keys() -> list[str]:
@@ -80,9 +109,41 @@ def api_key_create(
         digest=keys.key_digest(generated.plaintext, signing_key=settings.SECRET_KEY),
         created_by=created_by,
     )
-    api_key.full_clean(exclude=["lookup", "digest"])
-    api_key.save()
+    _key_name_check(api_key)
+    try:
+        with transaction.atomic():
+            api_key.save()
+    except IntegrityError:  # a concurrent creation under the same name
+        raise DuplicateKeyName(api_key.name) from None
     return CreatedKey(api_key=api_key, plaintext=generated.plaintext)
+
+
+def api_key_rename(*, api_key: ApiKey, name: str) -> ApiKey:
+    """Rename a key; its name is the key of ``/usage``'s ``api_keys``, so cached usage is renewed."""
+    api_key.name = name.strip()
+    _key_name_check(api_key)
+    try:
+        with transaction.atomic():
+            ApiKey.objects.filter(pk=api_key.pk).update(name=api_key.name)
+            usage_version_bump(organisation_ids=[api_key.organisation_id])
+    except IntegrityError:
+        raise DuplicateKeyName(api_key.name) from None
+    return api_key
+
+
+def _key_name_check(api_key: ApiKey) -> None:
+    """Raise ``DuplicateKeyName`` or ``InvalidKeyName`` for a name the key cannot take."""
+    try:
+        api_key.full_clean(exclude=["lookup", "digest", "organisation", "created_by"])
+    except ValidationError as error:
+        codes = {item.code for items in error.error_dict.values() for item in items}
+        if codes & {"unique", "unique_together"}:
+            raise DuplicateKeyName(api_key.name) from None
+        raise InvalidKeyName(" ".join(error.messages)) from None
+    if ApiKey.objects.filter(organisation_id=api_key.organisation_id, name=api_key.name).exclude(
+        pk=api_key.pk
+    ).exists():
+        raise DuplicateKeyName(api_key.name)
 
 
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:

@@ -9,12 +9,13 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
+
+from portal.errors import DomainError
 
 from .forms import ApiKeyCreateForm
 from .selectors import (
@@ -68,18 +69,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/dashboard.html", context)
 
 
-_DUPLICATE_NAME = "A key with this name already exists in this organisation."
-
-
-def _is_duplicate(error: ValidationError) -> bool:
-    errors = (
-        [item for items in error.error_dict.values() for item in items]
-        if hasattr(error, "error_dict")
-        else []
-    )
-    return any(item.code in {"unique", "unique_together"} for item in errors)
-
-
 def _new_key_session_name(access: OrganisationAccess) -> str:
     return _NEW_KEY_SESSION_PREFIX + access.organisation.org_id
 
@@ -96,17 +85,13 @@ def api_keys(request: HttpRequest, access: OrganisationAccess) -> HttpResponse:
         form = ApiKeyCreateForm(request.POST)
         if form.is_valid():
             try:
-                with transaction.atomic():
-                    created = api_key_create(
-                        organisation=access.organisation,
-                        name=form.cleaned_data["name"],
-                        created_by=request.user,
-                    )
-            except IntegrityError:
-                form.add_error("name", _DUPLICATE_NAME)
-            except ValidationError as error:
-                for message in [_DUPLICATE_NAME] if _is_duplicate(error) else error.messages:
-                    form.add_error("name", message)
+                created = api_key_create(
+                    organisation=access.organisation,
+                    name=form.cleaned_data["name"],
+                    created_by=request.user,
+                )
+            except DomainError as error:
+                form.add_error(error.field, error.message)
             else:
                 # The secret waits in the session for exactly one page view, never in a URL.
                 request.session[_new_key_session_name(access)] = {

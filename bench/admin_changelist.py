@@ -57,7 +57,7 @@ def ensure_database(url: str) -> None:
 def generate(jobs: int) -> None:
     from django.db import connection
 
-    from usage.services import usage_recompute
+    from usage.engine.recompute import usage_recompute
 
     big = int(jobs * BIG_SHARE)
     languages = "ARRAY[" + ", ".join(f"'{language}'" for language in LANGUAGES) + "]"
@@ -110,7 +110,7 @@ def generate(jobs: int) -> None:
     result = usage_recompute()
     print(
         f"  usage_recompute: {result.months:,} organisation-months, {result.rows_corrected:,} aggregate rows, "
-        f"{result.jobs_retiered:,} jobs re-tiered, {result.jobs_refreed:,} free, {time.perf_counter() - started:.1f} s"
+        f"{result.jobs_retiered:,} jobs re-tiered, {result.free_flags_fixed:,} free, {time.perf_counter() - started:.1f} s"
     )
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")

@@ -79,8 +79,9 @@ def prepare_data() -> tuple[str, str, str]:
 
     from accounts.models import ApiKey, Organisation
     from accounts.services import api_key_create, organisation_create
+    from usage.engine.refresh import usage_refresh
     from usage.months import add_months, current_month, format_month
-    from usage.services import JobInput, jobs_upsert, usage_refresh
+    from usage.services import JobInput, jobs_upsert
 
     call_command("migrate", verbosity=0, interactive=False)
     organisation = Organisation.objects.filter(org_id=ORG_ID).first() or organisation_create(
@@ -135,7 +136,7 @@ def measure_counter(threads: int = 16, per_thread: int = 200) -> dict[str, dict]
 
     from accounts.models import Organisation
     from accounts.services import api_key_create
-    from usage.calls import api_call_record
+    from usage.api.calls import api_call_record
     from usage.models import ApiCallCount
 
     organisation = Organisation.objects.get(org_id=ORG_ID)

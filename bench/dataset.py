@@ -506,7 +506,7 @@ def _database_exists() -> bool:
 
 def _cold_recompute(spec: DatasetSpec) -> float:
     """The first recompute: every tier, free flag and aggregate from scratch (timed, once)."""
-    from usage.services import usage_recompute
+    from usage.engine.recompute import usage_recompute
 
     log("  first recompute (tiers, free flags, aggregates from scratch)")
     bar = progress_bar(total=None, desc="recompute", unit="org-month")
@@ -516,7 +516,7 @@ def _cold_recompute(spec: DatasetSpec) -> float:
     bar.close()
     log(
         f"  first recompute {elapsed:.1f} s: {result.months:,} org-months, {result.jobs_retiered:,} jobs "
-        f"re-tiered, {result.jobs_refreed:,} made free, {result.rows_corrected:,} aggregate rows written"
+        f"re-tiered, {result.free_flags_fixed:,} made free, {result.rows_corrected:,} aggregate rows written"
     )
     return elapsed
 

@@ -252,7 +252,7 @@ def _settle_aggregates() -> None:
 
 def measure_recompute(*, repeat: int) -> dict:
     """Median seconds of the bare GROUP BY and of the full recompute, side by side."""
-    from usage.services import usage_recompute
+    from usage.engine.recompute import usage_recompute
 
     corrections = []
 

@@ -49,9 +49,10 @@ def build(*, jobs_per_key_month: int, web_jobs_per_month: int) -> tuple[object, 
     """The organisation, its member and a history of MONTHS months on KEYS keys; returns (user, jobs)."""
     from accounts.models import Membership, User
     from accounts.services import api_key_create, membership_add, organisation_create
+    from usage.engine.refresh import usage_refresh
     from usage.models import ApiCallCount
     from usage.months import add_months, current_month, month_bounds
-    from usage.services import JobInput, jobs_upsert, organisation_free_allowance_set, usage_refresh
+    from usage.services import JobInput, jobs_upsert, organisation_free_allowance_set
 
     organisation = organisation_create(name="Bench Corp", org_id="org_bench")
     user = User.objects.create_user("bench", "bench@example.test", "bench-pass-123")

@@ -124,7 +124,7 @@ def main() -> int:
     dataset = ensure_dataset(DatasetSpec.for_jobs(SCALES[args.scale]))
     if args.target == "recompute":
         from bench.engine import _empty_aggregates
-        from usage.services import usage_recompute
+        from usage.engine.recompute import usage_recompute
 
         if args.empty:
             _empty_aggregates()

@@ -5,6 +5,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("accounts.urls")),
-    path("", include("usage.urls")),
-    path("", include("usage.api_urls")),
+    path("", include("usage.pages.urls")),
+    path("", include("usage.api.urls")),
 ]

@@ -7,7 +7,8 @@ import pytest
 
 from accounts.models import Membership, User
 from accounts.services import api_key_create, membership_add, organisation_create
-from usage.services import JobInput, jobs_upsert, usage_refresh
+from usage.engine.refresh import usage_refresh
+from usage.services import JobInput, jobs_upsert
 
 _external_ids = itertools.count(1)
 

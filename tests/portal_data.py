@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from accounts.models import ApiKey, Organisation
 from accounts.services import api_key_create
+from usage.engine.refresh import usage_refresh
 from usage.models import ApiCallCount
 from usage.months import add_months, month_bounds
-from usage.services import JobInput, jobs_upsert, usage_refresh
+from usage.services import JobInput, jobs_upsert
 
 LANGUAGES = ("English", "Hindi", "Spanish", "Tamil", "Bengali", "Japanese")
 _ids = itertools.count(1)

@@ -12,14 +12,9 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Organisation
 
+from .engine.refresh import usage_refresh_organisations
 from .models import Job
-from .services import (
-    STAGED_COLUMNS,
-    JobInput,
-    jobs_upsert_staged,
-    staged_job_rows,
-    usage_refresh_organisations,
-)
+from .services import STAGED_COLUMNS, JobInput, jobs_upsert_staged, staged_job_rows
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 _STATUSES = set(Job.Status.values)

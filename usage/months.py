@@ -3,7 +3,10 @@
 import datetime as dt
 import re
 
-_MONTH_RE = re.compile(r"^([0-9]{4})-([0-9]{2})$")  # ASCII digits only, not any Unicode digit
+# ASCII digits only (``\d`` matches any Unicode digit), matched whole (``$`` lets a trailing newline in).
+_MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{2})")
+# The longest range of months any report covers, counting both ends (the API and the pages).
+MAX_RANGE_MONTHS = 120
 
 
 def month_of(moment: dt.datetime) -> dt.date:
@@ -23,7 +26,7 @@ def current_month() -> dt.date:
 
 def parse_month(text: str) -> dt.date:
     """Parse ``YYYY-MM``; raises ``ValueError`` on anything else."""
-    match = _MONTH_RE.match(text or "")
+    match = _MONTH_RE.fullmatch(text or "")
     if not match:
         raise ValueError("expected a month as YYYY-MM")
     year, month = int(match.group(1)), int(match.group(2))

@@ -4,18 +4,21 @@ nightly task all call them."""
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeVar
 
+from django.core.cache import cache
 from django.db.models import Sum
 
 from accounts.models import ApiKey, Organisation
 
 from . import pricing
+from .engine.refresh import usage_refresh
 from .models import ApiCallCount, LanguageUsage, MonthlyUsage
 from .months import month_range
 from .plans import plan_for_organisation
-from .services import usage_refresh
 
 
 @dataclass
@@ -129,9 +132,6 @@ class UsageReport:
     api_calls: int
     free_jobs_left: int
 
-    def blank_tiers(self) -> dict[str, int]:
-        return dict.fromkeys(self.plan.tier_names, 0)
-
 
 def _empty_tiers(plan: pricing.Plan) -> dict[str, int]:
     return dict.fromkeys(plan.tier_names, 0)
@@ -225,6 +225,38 @@ def usage_report(
         api_calls=api_calls,
         free_jobs_left=free_jobs_left(organisation=organisation),
     )
+
+
+Presented = TypeVar("Presented")
+REPORT_CACHE_SECONDS = 3600
+
+
+def usage_report_presented(
+    *,
+    organisation: Organisation,
+    start_month: dt.date,
+    end_month: dt.date,
+    present: Callable[[UsageReport], Presented],
+) -> Presented:
+    """``present(usage_report(...))``, cached under the organisation's usage version.
+
+    What ``present`` returns depends only on the report, and the report only on the usage
+    version and the period, so a value cached under the current version is exactly what a fresh
+    report would give. ``present`` must return something the cache can store (plain data).
+    """
+    version = usage_version(organisation=organisation)
+    cache_key = (
+        f"usage-report:{present.__module__}.{present.__qualname__}:{organisation.pk}:{version}:"
+        f"{start_month:%Y-%m}:{end_month:%Y-%m}"
+    )
+    presented = cache.get(cache_key)
+    if presented is None:
+        report = usage_report(
+            organisation=organisation, start_month=start_month, end_month=end_month, refresh=False
+        )
+        presented = present(report)
+        cache.set(cache_key, presented, timeout=REPORT_CACHE_SECONDS)
+    return presented
 
 
 def usage_version(*, organisation: Organisation) -> int:

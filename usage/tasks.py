@@ -11,8 +11,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 
 from accounts.models import Organisation
 
-from .locks import task_lock
-from .services import usage_recompute
+from .engine.locks import task_lock
+from .engine.recompute import usage_recompute
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,6 @@ def recompute_organisation_usage(organisation_id: int) -> int:
         result.months,
         result.rows_corrected,
         result.jobs_retiered,
-        result.jobs_refreed,
+        result.free_flags_fixed,
     )
     return result.rows_corrected

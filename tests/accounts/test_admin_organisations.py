@@ -176,9 +176,9 @@ def test_renaming_keeps_plan_and_allowance(admin_client, admin_form_data, busy_a
 
 
 def test_recompute_refuses_too_many_organisations(admin_client, acme, globex, monkeypatch):
-    import accounts.admin
+    import usage.admin.organisations
 
-    monkeypatch.setattr(accounts.admin, "RECOMPUTE_ACTION_LIMIT", 1)
+    monkeypatch.setattr(usage.admin.organisations, "RECOMPUTE_ACTION_LIMIT", 1)
     response = action(admin_client, "recompute_usage", [acme, globex])
     assert response.status_code == 302
     assert b"Select at most 1 organisations" in admin_client.get(response.url).content

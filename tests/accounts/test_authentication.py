@@ -9,9 +9,9 @@ from django.core.cache import cache
 from rest_framework.test import APIRequestFactory
 
 from accounts import keys
-from accounts.authentication import ApiKeyUser, BearerKeyAuthentication
 from accounts.models import ApiKey, Organisation
 from accounts.services import api_key_create, api_key_revoke
+from portal.api.authentication import ApiKeyUser, BearerKeyAuthentication
 from usage.models import ApiCallCount
 
 ENDPOINTS = ["/usage", "/api/v1/usage", "/api/v1/ping"]

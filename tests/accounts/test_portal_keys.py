@@ -166,13 +166,22 @@ def test_an_unknown_key_is_not_found(as_owner, acme):
     assert response.status_code == 404
 
 
-def test_a_name_taken_by_a_concurrent_request_is_a_form_error(as_owner, acme, monkeypatch):
-    from django.db import IntegrityError
+def test_a_name_taken_by_a_concurrent_request_is_a_duplicate_name(acme, monkeypatch):
+    from accounts import services
 
-    from accounts import views
+    services.api_key_create(organisation=acme, name="production")
+    # The other request checked the name before this one inserted it: the constraint decides.
+    monkeypatch.setattr(services, "_key_name_check", lambda api_key: None)
+
+    with pytest.raises(services.DuplicateKeyName):
+        services.api_key_create(organisation=acme, name="production")
+
+
+def test_a_duplicate_name_from_the_service_is_a_form_error(as_owner, acme, monkeypatch):
+    from accounts import services, views
 
     def racing_create(**kwargs):
-        raise IntegrityError("duplicate key value violates unique constraint")
+        raise services.DuplicateKeyName(kwargs["name"])
 
     monkeypatch.setattr(views, "api_key_create", racing_create)
 
@@ -182,13 +191,11 @@ def test_a_name_taken_by_a_concurrent_request_is_a_form_error(as_owner, acme, mo
     assert "already exists" in response.content.decode()
 
 
-def test_other_validation_errors_of_the_service_are_shown_as_they_are(as_owner, acme, monkeypatch):
-    from django.core.exceptions import ValidationError
-
-    from accounts import views
+def test_other_refusals_of_the_service_are_shown_as_they_are(as_owner, acme, monkeypatch):
+    from accounts import services, views
 
     def refusing_create(**kwargs):
-        raise ValidationError({"name": ["Names cannot contain control characters."]})
+        raise services.InvalidKeyName("Names cannot contain control characters.")
 
     monkeypatch.setattr(views, "api_key_create", refusing_create)
 

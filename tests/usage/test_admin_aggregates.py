@@ -4,8 +4,8 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import at, make_job
+from usage.engine.refresh import usage_mark_stale
 from usage.models import ApiCallCount, LanguageUsage, MonthlyUsage, StaleMonth
-from usage.services import usage_mark_stale
 
 AGGREGATES = [MonthlyUsage, LanguageUsage, ApiCallCount, StaleMonth]
 

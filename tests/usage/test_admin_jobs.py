@@ -9,7 +9,8 @@ from django.urls import reverse
 
 from accounts.services import api_key_create
 from tests.conftest import at, make_job
-from usage.admin import EstimatedCountPaginator, JobAdmin
+from usage.admin.base import EstimatedCountPaginator
+from usage.admin.jobs import JobAdmin
 from usage.models import Job, LanguageUsage, MonthlyUsage
 
 CHANGELIST = reverse("admin:usage_job_changelist")
@@ -290,9 +291,9 @@ def test_small_tables_are_counted_exactly(jobs):
 
 
 def test_too_many_jobs_are_not_deleted_from_the_list(admin_client, jobs, monkeypatch):
-    import usage.admin
+    import usage.admin.jobs
 
-    monkeypatch.setattr(usage.admin, "BULK_DELETE_LIMIT", 2)
+    monkeypatch.setattr(usage.admin.jobs, "BULK_DELETE_LIMIT", 2)
     selected = [job.pk for job in list(jobs.values())[:3]]
     data = {"action": "delete_selected", "_selected_action": selected, "post": "yes"}
     response = admin_client.post(CHANGELIST, data)

@@ -102,7 +102,7 @@ def test_changing_tier_ranks_marks_the_plans_organisations_stale(
     assert b"will be recomputed" in response.content
     assert StaleMonth.objects.filter(organisation=acme, month__isnull=True).exists()
     # The next read resolves the mark: the third job of January is now in tier2.
-    from usage.services import usage_refresh
+    from usage.engine.refresh import usage_refresh
 
     usage_refresh(organisation_id=acme.pk)
     assert [job.tier for job in Job.objects.filter(organisation=acme).order_by("created_at")] == [1, 1, 2]

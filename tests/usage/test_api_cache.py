@@ -7,6 +7,7 @@ import pytest
 
 from accounts.models import ApiKey
 from tests.conftest import at, make_job
+from usage.engine.recompute import usage_recompute
 from usage.models import PricingPlan, PricingTier
 from usage.services import (
     job_delete,
@@ -14,7 +15,6 @@ from usage.services import (
     organisation_free_allowance_set,
     organisation_plan_set,
     pricing_plan_changed,
-    usage_recompute,
 )
 
 PERIOD = {"start_month": "2025-01", "end_month": "2025-02"}

@@ -8,7 +8,7 @@ import requests
 import time_machine
 
 from accounts.services import api_key_create, api_key_revoke
-from usage.calls import api_call_record
+from usage.api.calls import api_call_record
 from usage.models import ApiCallCount
 
 

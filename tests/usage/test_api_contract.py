@@ -8,7 +8,7 @@ import pytest
 import time_machine
 
 from accounts.services import api_key_create, api_key_revoke, organisation_create
-from usage.api import MONTHLY_EXAMPLE
+from usage.api.schema import MONTHLY_EXAMPLE
 from usage.models import PricingPlan, PricingTier
 
 D = Decimal

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-import usage.api
+import usage.api.views
 from usage.models import ApiCallCount
 
 
@@ -14,7 +14,7 @@ def broken_all_time(monkeypatch):
     def explode(**kwargs):
         raise RuntimeError("internal detail that must not leak")
 
-    monkeypatch.setattr(usage.api, "usage_all_time", explode)
+    monkeypatch.setattr(usage.api.views, "usage_all_time", explode)
 
 
 @pytest.mark.parametrize("debug", [False, True])

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from rest_framework.renderers import JSONRenderer
 
-from portal.renderers import ExactJSONRenderer
+from portal.api.renderers import ExactJSONRenderer
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from accounts.models import Organisation
 from accounts.services import api_key_create, organisation_create
 from tests.conftest import at, make_job
+from usage.engine.recompute import usage_recompute
+from usage.engine.refresh import usage_refresh, usage_refresh_organisations
 from usage.models import Job, LanguageUsage, MonthlyUsage, PricingPlan, PricingTier, StaleMonth
 from usage.selectors import usage_all_time, usage_report
 from usage.services import (
@@ -20,9 +22,6 @@ from usage.services import (
     organisation_free_allowance_set,
     organisation_plan_set,
     pricing_plan_tiers_changed,
-    usage_recompute,
-    usage_refresh,
-    usage_refresh_organisations,
 )
 
 from .reference import reference_usage
@@ -317,7 +316,7 @@ def test_report_query_count_does_not_grow_with_jobs(db, acme, globex, django_ass
 
 def test_one_refresh_of_many_organisations_is_exact(db):
     """An import touching hundreds of organisations refreshes them together (a widened scope)."""
-    from usage.services import usage_refresh_organisations
+    from usage.engine.refresh import usage_refresh_organisations
 
     organisations = [organisation_create(name=f"Many {n}", org_id=f"org_many{n}") for n in range(150)]
     jobs = [
@@ -438,6 +437,6 @@ def test_a_scope_too_large_to_spell_out_leaves_other_organisations_flags_alone(d
     refreshed = usage_refresh_organisations(organisation_ids=[organisation.pk for organisation in many])
     assert refreshed.organisations == 901 and refreshed.rows_corrected > 0
     result = usage_recompute(organisation_ids=[organisation.pk for organisation in many])
-    assert (result.rows_corrected, result.jobs_refreed) == (0, 0)
+    assert (result.rows_corrected, result.free_flags_fixed) == (0, 0)
     assert not Job.objects.filter(organisation=outside, is_free=True).exists()
-    assert usage_recompute(organisation_ids=[outside.pk]).jobs_refreed == 2
+    assert usage_recompute(organisation_ids=[outside.pk]).free_flags_fixed == 2

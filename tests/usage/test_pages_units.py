@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from usage.charts import ChartPoint, bar_chart, format_tick, nice_step, svg_markup
-from usage.forms import UsageRangeForm, range_presets
+from usage.pages.charts import ChartPoint, bar_chart, format_tick, nice_step, svg_markup
+from usage.pages.forms import UsageRangeForm, range_presets
 from usage.templatetags.usage_format import duration, hours, money, number, percent
 
 TODAY = dt.date(2025, 6, 1)

@@ -4,7 +4,7 @@ import pytest
 
 from portal.celery import app
 from tests.conftest import at, make_job
-from usage.locks import task_lock, task_lock_claim, task_lock_release
+from usage.engine.locks import task_lock, task_lock_claim, task_lock_release
 from usage.models import MonthlyUsage
 from usage.tasks import recompute_organisation_usage, recompute_usage
 

@@ -12,8 +12,9 @@ from django.conf import settings
 
 from accounts.services import api_key_create, organisation_create
 from tests.conftest import at, make_job, test_database_url
+from usage.engine.refresh import usage_refresh
 from usage.models import MonthlyUsage
-from usage.services import jobs_upsert, usage_refresh
+from usage.services import jobs_upsert
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 90

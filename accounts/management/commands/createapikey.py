@@ -1,8 +1,8 @@
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organisation
 from accounts.services import api_key_create
+from portal.errors import DomainError
 
 
 class Command(BaseCommand):
@@ -18,9 +18,8 @@ class Command(BaseCommand):
             raise CommandError(f"unknown organisation {org_id!r}")
         try:
             created = api_key_create(organisation=organisation, name=name)
-        except ValidationError as exc:
-            messages = "; ".join(" ".join(errors) for errors in exc.message_dict.values())
-            raise CommandError(messages) from exc
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
         self.stderr.write(f"Created key {created.api_key.name!r} ({created.api_key.prefix}) for {org_id}.")
         self.stderr.write("Store the secret now: it is shown only once.")
         self.stdout.write(created.plaintext)

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organisation
+from usage.engine.recompute import usage_recompute
 from usage.months import parse_month
-from usage.services import usage_recompute
 
 from ._progress import progress_bar
 
@@ -35,5 +35,5 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Recomputed {result.organisations} organisation(s), {result.months} month(s): "
             f"{result.rows_corrected} aggregate row(s) corrected, {result.jobs_retiered} job tier(s) "
-            f"and {result.jobs_refreed} free flag(s) fixed."
+            f"and {result.free_flags_fixed} free flag(s) fixed."
         )

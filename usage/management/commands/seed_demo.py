@@ -9,9 +9,10 @@ from django.utils import timezone
 from accounts import keys
 from accounts.models import ApiKey, Membership, Organisation, User
 from accounts.services import api_key_create, membership_add, organisation_create
+from usage.engine.refresh import usage_refresh
 from usage.models import ApiCallCount
 from usage.months import add_months, month_bounds, month_of
-from usage.services import JobInput, jobs_upsert, usage_refresh
+from usage.services import JobInput, jobs_upsert
 
 DEMO_ORG_ID = "org_demo"
 DEMO_USERS = [("demo-owner", Membership.Role.OWNER), ("demo-member", Membership.Role.MEMBER)]

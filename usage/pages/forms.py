@@ -5,10 +5,16 @@ from dataclasses import dataclass
 
 from django import forms
 
-from .months import add_months, current_month, format_month, months_between, parse_month
+from usage.months import (
+    MAX_RANGE_MONTHS,
+    add_months,
+    current_month,
+    format_month,
+    months_between,
+    parse_month,
+)
 
 DEFAULT_RANGE_MONTHS = 12
-MAX_RANGE_MONTHS = 120
 
 
 class MonthField(forms.CharField):
@@ -25,9 +31,6 @@ class MonthField(forms.CharField):
         text = super().to_python(value)
         if not text:
             return None
-        if not text.isascii():
-            # parse_month's \d also matches non-ASCII digits such as "２０２５".
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         try:
             return parse_month(text)
         except ValueError:
@@ -80,12 +83,6 @@ class UsageRangeForm(forms.Form):
     def range(self) -> tuple[dt.date, dt.date]:
         """The chosen (start, end) months; only valid after ``is_valid()`` returned True."""
         return self.cleaned_data["start"], self.cleaned_data["end"]
-
-
-def default_range(*, today_month: dt.date | None = None) -> tuple[dt.date, dt.date]:
-    """The range shown when none is chosen."""
-    end = today_month or current_month()
-    return add_months(end, 1 - DEFAULT_RANGE_MONTHS), end
 
 
 @dataclass(frozen=True)

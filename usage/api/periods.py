@@ -1,14 +1,9 @@
 """The period of ``GET /usage``: defaults and validation of ``start_month``/``end_month`` (pure)."""
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
-from .months import format_month, months_between, parse_month
-
-MAX_MONTHS = 120
-# ASCII digits only and no trailing newline: ``\d`` and ``$`` in ``parse_month`` let both through.
-_STRICT_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
+from usage.months import MAX_RANGE_MONTHS, format_month, months_between, parse_month
 
 
 class PeriodError(ValueError):
@@ -20,8 +15,6 @@ class PeriodError(ValueError):
 
 
 def _parse(text: str) -> dt.date | None:
-    if not _STRICT_MONTH.fullmatch(text):
-        return None
     try:
         return parse_month(text)
     except ValueError:
@@ -40,7 +33,7 @@ def period_resolve(*, start_month: str | None, end_month: str | None, current_mo
     ``None`` means the parameter was not given; an empty string was given and is malformed.
     Neither given: ``current_month`` alone. Only ``start_month``: through ``current_month``. Only
     ``end_month``: that month alone. Rejected: a malformed month, a month after
-    ``current_month``, ``start_month`` after ``end_month``, more than ``MAX_MONTHS`` months
+    ``current_month``, ``start_month`` after ``end_month``, more than ``MAX_RANGE_MONTHS`` months
     counting both ends.
     """
     errors: dict[str, list[str]] = {}
@@ -78,12 +71,12 @@ def period_resolve(*, start_month: str | None, end_month: str | None, current_mo
             {"start_month": [f"{format_month(start)} is after end_month ({format_month(end)})."]}
         )
     span = months_between(start, end)
-    if span > MAX_MONTHS:
+    if span > MAX_RANGE_MONTHS:
         raise PeriodError(
             {
                 "start_month": [
                     f"The period {format_month(start)} to {format_month(end)} spans {span} months; "
-                    f"at most {MAX_MONTHS} are allowed."
+                    f"at most {MAX_RANGE_MONTHS} are allowed."
                 ]
             }
         )

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import TaskLock
+from usage.models import TaskLock
 
 
 def task_lock_claim(*, name: str, ttl: dt.timedelta) -> str | None:

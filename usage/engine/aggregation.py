@@ -3,21 +3,19 @@
 The jobs are grouped and compared with the stored rows in the database, which inserts the missing
 rows straight from the grouping; only the few stale or surplus rows are updated or deleted. A
 reconcile that finds nothing to correct therefore writes nothing. On PostgreSQL a whole-table
-reconcile first checksums every organisation-month (see ``checksum_check``) and diffs row by row
-only the months whose checksums differ.
+reconcile first checksums every organisation-month (``usage.engine.checksum``) and diffs row by
+row only the months whose checksums differ.
 """
 
 import datetime as dt
-import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import connection
 
 from accounts.models import Organisation
-
-from .models import Job, LanguageUsage, MonthlyUsage
-from .months import date_from_db
+from usage.models import Job, LanguageUsage, MonthlyUsage
+from usage.months import date_from_db
 
 OrgMonth = tuple[int, dt.date]
 # Keep a scope's SQL within what every SQLite accepts (999 parameters, expression depth 1,000).
@@ -30,7 +28,8 @@ _LANGUAGE_KEYS = ("organisation_id", "month", "language", "via_api")
 _LANGUAGE_VALUES = ("jobs", "completed_jobs", "audio_duration_seconds")
 
 
-def _q(name: str) -> str:
+def quote(name: str) -> str:
+    """The database's quoting of an identifier (a column or table name from the models)."""
     return connection.ops.quote_name(name)
 
 
@@ -99,13 +98,15 @@ class Scope:
         return ("(" + " OR ".join(parts) + ")") if parts else "1 = 0", params
 
 
-def _execute(sql: str, params: list | None = None) -> int:
+def execute(sql: str, params: list | None = None) -> int:
+    """Run one statement; returns its row count."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
         return cursor.rowcount
 
 
-def _fetch(sql: str, params: list | None = None) -> list[tuple]:
+def fetch(sql: str, params: list | None = None) -> list[tuple]:
+    """Run one query; returns all its rows."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
         return cursor.fetchall()
@@ -120,7 +121,7 @@ def _usage_select(scope: Scope) -> tuple[str, list]:
                CAST(SUM(j.audio_duration_seconds) AS BIGINT) AS audio_duration_seconds,
                CAST(SUM(j.transcription_tokens) AS BIGINT) AS transcription_tokens,
                CAST(SUM(j.note_tokens) AS BIGINT) AS note_tokens
-        FROM {_q(Job._meta.db_table)} j
+        FROM {quote(Job._meta.db_table)} j
         WHERE {where}
         GROUP BY j.organisation_id, j.month, COALESCE(j.api_key_id, 0), j.tier, j.is_free
     """
@@ -134,7 +135,7 @@ def _language_select(scope: Scope) -> tuple[str, list]:
                COUNT(*) AS jobs,
                SUM(CASE WHEN j.has_transcript AND j.has_lrc THEN 1 ELSE 0 END) AS completed_jobs,
                CAST(SUM(j.audio_duration_seconds) AS BIGINT) AS audio_duration_seconds
-        FROM {_q(Job._meta.db_table)} j
+        FROM {quote(Job._meta.db_table)} j
         WHERE {where}
         GROUP BY j.organisation_id, j.month, j.language, (j.source = 'api')
     """
@@ -159,7 +160,7 @@ def _reconcile_table(kind: str, scope: Scope) -> int:
     and only the rare stale or surplus stored rows are updated or deleted.
     """
     model, keys, values = _TABLES[kind]
-    table = _q(model._meta.db_table)
+    table = quote(model._meta.db_table)
     fresh_sql, fresh_params = _fresh_select(kind, scope)
     stored_where, stored_params = scope.sql("s")
     match = " AND ".join(
@@ -195,27 +196,27 @@ def _reconcile_table(kind: str, scope: Scope) -> int:
             SELECT (SELECT COUNT(*) FROM deleted) + (SELECT COUNT(*) FROM updated)
                  + (SELECT COUNT(*) FROM inserted)
         """
-        return _fetch(sql, fresh_params + stored_params)[0][0]
+        return fetch(sql, fresh_params + stored_params)[0][0]
     # Elsewhere (SQLite, any 3.x version): group once into a temporary table, then the halves
     # of the full join, one statement each.
     fresh = f"usage_fresh_{kind}"
-    _execute(f"DROP TABLE IF EXISTS {fresh}")
-    _execute(f"CREATE TEMPORARY TABLE {fresh} AS {fresh_sql}", fresh_params)
-    _execute(f"CREATE INDEX {fresh}_keys ON {fresh} ({', '.join(keys)})")
+    execute(f"DROP TABLE IF EXISTS {fresh}")
+    execute(f"CREATE TEMPORARY TABLE {fresh} AS {fresh_sql}", fresh_params)
+    execute(f"CREATE INDEX {fresh}_keys ON {fresh} ({', '.join(keys)})")
     try:
         surplus = [
             row[0]
-            for row in _fetch(
+            for row in fetch(
                 f"SELECT s.id FROM {table} s WHERE {stored_where} "
                 f"AND NOT EXISTS (SELECT 1 FROM {fresh} f WHERE {match})",
                 stored_params,
             )
         ]
-        stale = _fetch(
+        stale = fetch(
             f"SELECT {', '.join(f'f.{value}' for value in values)}, s.id "
             f"FROM {fresh} f JOIN {table} s ON {match} WHERE {differs}"
         )
-        inserted = _execute(
+        inserted = execute(
             f"INSERT INTO {table} ({columns}) SELECT {fresh_columns} FROM {fresh} f "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table} s WHERE {match})"
         )
@@ -227,7 +228,7 @@ def _reconcile_table(kind: str, scope: Scope) -> int:
                 assignments = ", ".join(f"{value} = %s" for value in values)
                 cursor.executemany(f"UPDATE {table} SET {assignments} WHERE id = %s", stale)
     finally:
-        _execute(f"DROP TABLE IF EXISTS {fresh}")
+        execute(f"DROP TABLE IF EXISTS {fresh}")
     return len(surplus) + len(stale) + inserted
 
 
@@ -235,7 +236,7 @@ def stored_reconcile(*, usage_scope: Scope, language_scope: Scope | None = None)
     """Make both aggregate tables equal the jobs' grouping in scope; returns the rows corrected."""
     if connection.vendor == "postgresql":
         # A reconcile groups hundreds of thousands of rows: keep the hash tables in memory.
-        _execute("SET LOCAL work_mem = '64MB'")
+        execute("SET LOCAL work_mem = '64MB'")
     corrected = _reconcile_table("usage", usage_scope)
     if language_scope is not None:
         corrected += _reconcile_table("language", language_scope)
@@ -246,16 +247,16 @@ def stored_month_count(scope: Scope) -> int:
     """How many organisation-months the stored usage rows in ``scope`` cover."""
     where, params = scope.sql("s")
     sql = (
-        f"SELECT COUNT(*) FROM (SELECT 1 FROM {_q(MonthlyUsage._meta.db_table)} s WHERE {where} "
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {quote(MonthlyUsage._meta.db_table)} s WHERE {where} "
         "GROUP BY s.organisation_id, s.month) m"
     )
-    return _fetch(sql, params)[0][0]
+    return fetch(sql, params)[0][0]
 
 
 def stored_tier_counts(scope: Scope, *, second_tier_from: int | None) -> list[tuple[int, dt.date, int, int]]:
     """(organisation, month, tier, jobs) of every stored month in scope that reaches
     ``second_tier_from`` jobs or has jobs above tier 1: the only months whose ranks matter."""
-    table = _q(MonthlyUsage._meta.db_table)
+    table = quote(MonthlyUsage._meta.db_table)
     where, params = scope.sql("s")
     threshold = second_tier_from if second_tier_from is not None else 2**62
     sql = f"""
@@ -268,7 +269,7 @@ def stored_tier_counts(scope: Scope, *, second_tier_from: int | None) -> list[tu
     """
     return [
         (org, date_from_db(month), tier, int(jobs))
-        for org, month, tier, jobs in _fetch(sql, [*params, threshold])
+        for org, month, tier, jobs in fetch(sql, [*params, threshold])
     ]
 
 
@@ -279,195 +280,28 @@ def stored_wrong_free_counts(scope: Scope) -> list[int]:
     """
     where, params = scope.sql("s")
     sql = f"""
-        SELECT o.id FROM {_q(Organisation._meta.db_table)} o
+        SELECT o.id FROM {quote(Organisation._meta.db_table)} o
         JOIN (SELECT organisation_id, SUM(jobs) AS total,
                      SUM(CASE WHEN is_free THEN jobs ELSE 0 END) AS free
-              FROM {_q(MonthlyUsage._meta.db_table)} s WHERE {where} GROUP BY organisation_id) f
+              FROM {quote(MonthlyUsage._meta.db_table)} s WHERE {where} GROUP BY organisation_id) f
           ON f.organisation_id = o.id
         WHERE f.free <> CASE WHEN o.free_job_allowance < f.total THEN o.free_job_allowance ELSE f.total END
         ORDER BY o.id
     """
-    return [row[0] for row in _fetch(sql, params)]
+    return [row[0] for row in fetch(sql, params)]
 
 
 def job_month_counts(scope: Scope) -> list[tuple[int, dt.date, int, list[int]]]:
     """(organisation, month, jobs, tiers present) for the jobs in ``scope`` (a small scope)."""
     where, params = scope.sql("j")
     sql = (
-        f"SELECT j.organisation_id, j.month, j.tier, COUNT(*) FROM {_q(Job._meta.db_table)} j WHERE {where} "
-        "GROUP BY j.organisation_id, j.month, j.tier"
+        f"SELECT j.organisation_id, j.month, j.tier, COUNT(*) FROM {quote(Job._meta.db_table)} j "
+        f"WHERE {where} GROUP BY j.organisation_id, j.month, j.tier"
     )
     months: dict[OrgMonth, dict[int, int]] = {}
-    for org, month, tier, jobs in _fetch(sql, params):
+    for org, month, tier, jobs in fetch(sql, params):
         month = date_from_db(month)
         months.setdefault((org, month), {})[tier] = jobs
     return [
         (org, month, sum(tiers.values()), sorted(tiers)) for (org, month), tiers in sorted(months.items())
     ]
-
-
-# --- the checksum reconcile (PostgreSQL) --------------------------------------------------------
-#
-# Diffing every stored row against a fresh grouping costs several times a plain scan of the jobs:
-# the groupings are wide (organisation, month, key, tier, free; organisation, month, language,
-# source) and PostgreSQL runs neither in parallel. The whole-table reconcile therefore starts with
-# one parallel pass that folds each organisation-month of jobs into a single number, a random
-# linear checksum of the rows both aggregate tables should hold for it, and compares it with the
-# same checksum of the rows they do hold. Only the months whose checksums differ get the exact
-# diff.
-#
-# The checksum of a month is the sum, modulo the prime P, of w(group) * L(values) over its rows:
-# L combines a row's counts with coefficients drawn afresh for every run, and w is a hash of the
-# row's group seeded afresh too. Both are linear in the values, so the sum over a month's jobs
-# equals the sum over the aggregate rows that group them, and any given discrepancy escapes a run
-# with a chance of about 1 in P (2^31 - 1); the next night draws new coefficients. (A count off by
-# an exact multiple of P, some two billion, would go unseen.)
-
-_P = 2_147_483_647
-_LOW_31_BITS = 2_147_483_647
-
-
-@dataclass(frozen=True)
-class _Coefficients:
-    seed: int
-    completed: int
-    audio: int
-    transcription: int
-    note: int
-
-    @classmethod
-    def draw(cls) -> "_Coefficients":
-        # Below 2^29, so that a row's products of a coefficient and a count below 2^31 (or 2^32)
-        # add up within a signed 64-bit integer before the one reduction modulo P.
-        return cls(secrets.randbelow(2**62), *(1 + secrets.randbelow(2**29 - 1) for _ in range(4)))
-
-
-def _mod(expression: str) -> str:
-    return f"mod({expression}, {_P})"
-
-
-def _values(c: _Coefficients, jobs: str, completed: str, audio: str, tokens: tuple[str, str] | None) -> str:
-    """L: the residue of a row's counts combined with the run's coefficients. The products must fit
-    in 64 bits: the inputs are 32-bit columns or residues, or counts that in practice are."""
-    terms = [jobs, f"{c.completed}::int8 * {completed}", f"{c.audio}::int8 * {audio}"]
-    if tokens is not None:
-        terms += [f"{c.transcription}::int8 * {tokens[0]}", f"{c.note}::int8 * {tokens[1]}"]
-    return _mod(" + ".join(terms))
-
-
-def _usage_group(c: _Coefficients, alias: str) -> str:
-    """w of a usage group: key id, tier (< 2^15) and free flag packed into one integer, hashed."""
-    group = f"COALESCE({alias}.api_key_id, 0) * 131072 + {alias}.tier * 2 + {alias}.is_free::int"
-    return f"(hashint8extended({group}, {c.seed}::int8) & {_LOW_31_BITS})"
-
-
-def _language_group(c: _Coefficients, alias: str, via_api: str) -> str:
-    """w of a language group: the language hashed with one seed for API jobs, another for web."""
-    return f"(hashtextextended({alias}.language, {c.seed}::int8 + ({via_api})::int) & {_LOW_31_BITS})"
-
-
-@dataclass
-class ChecksumCheck:
-    """What the checksum pass found in its scope."""
-
-    months: int = 0
-    differing: set[OrgMonth] = field(default_factory=set)
-    wrong_free: set[int] = field(default_factory=set)
-    # Stored jobs per tier of the months whose ranks matter (and whose checksums agree).
-    tier_counts: dict[OrgMonth, dict[int, int]] = field(default_factory=dict)
-
-
-def checksum_check(scope: Scope, *, second_tier_from: int | None) -> ChecksumCheck:
-    """Compare each organisation-month of jobs in ``scope`` with its stored rows (PostgreSQL).
-
-    Returns the months that differ and, among the others, the organisations whose stored free
-    count is wrong and the stored tier counts of the months whose ranks matter (those from
-    ``second_tier_from`` jobs, or holding any job above tier 1). Free counts are compared per
-    organisation, so they mean something only when ``scope`` covers whole organisations. Counts
-    too large for its 32- and 64-bit arithmetic (see the comments below) raise ``DataError``.
-    """
-    c = _Coefficients.draw()
-    # A job: its counts are small enough to combine unreduced (audio is a 32-bit column; token
-    # counts past 2^32 may overflow, and the caller then falls back to the row diff).
-    job = (
-        f"1 + CASE WHEN j.has_transcript AND j.has_lrc THEN {c.completed} ELSE 0 END"
-        f" + {c.audio}::int8 * j.audio_duration_seconds"
-    )
-    tokens = f"{c.transcription}::int8 * j.transcription_tokens + {c.note}::int8 * j.note_tokens"
-    job_language = _language_group(c, "j", "j.source = 'api'")
-    job_checksum = _mod(
-        f"{_usage_group(c, 'j')} * {_mod(f'{job} + {tokens}')} + {job_language} * {_mod(job)}"
-    )
-    # A stored row: the job counts go in unreduced too, the other sums reduced first.
-    jobs, completed_jobs = "s.jobs", "s.completed_jobs"
-    audio, tokens = _mod("s.audio_duration_seconds"), (_mod("s.transcription_tokens"), _mod("s.note_tokens"))
-    usage_checksum = _mod(f"{_usage_group(c, 's')} * " + _values(c, jobs, completed_jobs, audio, tokens))
-    language_checksum = _mod(
-        f"{_language_group(c, 's', 's.via_api')} * " + _values(c, jobs, completed_jobs, audio, None)
-    )
-    job_where, job_params = scope.sql("j")
-    usage_where, usage_params = scope.sql("s")
-    language_where, language_params = scope.sql("s")
-    threshold = second_tier_from if second_tier_from is not None else 2**62
-    # One parallel aggregate over the three tables: jobs add their checksums and stored rows
-    # subtract theirs, so a month agrees when its checksum comes to zero. (The branches' column
-    # types match exactly: a coercion would stop PostgreSQL from aggregating in parallel.)
-    sql = f"""
-        WITH m AS MATERIALIZED (
-            SELECT x.organisation_id, x.month, SUM(x.jobs) AS jobs, SUM(x.checksum) AS checksum,
-                   COALESCE(MAX(x.top_tier), 1) AS top_tier, COALESCE(SUM(x.free), 0) AS free
-            FROM (
-                SELECT j.organisation_id, j.month, 1 AS jobs, {job_checksum}::int AS checksum,
-                       NULL::smallint AS top_tier, NULL::int AS free
-                FROM {_q(Job._meta.db_table)} j WHERE {job_where}
-                UNION ALL
-                SELECT s.organisation_id, s.month, 0, -{usage_checksum}::int, s.tier,
-                       CASE WHEN s.is_free THEN s.jobs::int END
-                FROM {_q(MonthlyUsage._meta.db_table)} s WHERE {usage_where}
-                UNION ALL
-                SELECT s.organisation_id, s.month, 0, -{language_checksum}::int, NULL::smallint, NULL::int
-                FROM {_q(LanguageUsage._meta.db_table)} s WHERE {language_where}
-            ) x
-            GROUP BY x.organisation_id, x.month
-        ), o AS (
-            SELECT m.organisation_id, SUM(m.jobs) AS jobs, SUM(m.free) AS free
-            FROM m GROUP BY m.organisation_id
-        )
-        SELECT m.organisation_id, m.month, m.jobs, mod(m.checksum, {_P}) <> 0 AS differs, m.top_tier,
-               o.free <> LEAST(organisation.free_job_allowance, o.jobs) AS wrong_free
-        FROM m JOIN o ON o.organisation_id = m.organisation_id
-        JOIN {_q(Organisation._meta.db_table)} organisation ON organisation.id = m.organisation_id
-        WHERE mod(m.checksum, {_P}) <> 0 OR m.jobs >= %s OR m.top_tier > 1
-           OR o.free <> LEAST(organisation.free_job_allowance, o.jobs)
-        UNION ALL
-        SELECT NULL, NULL, COUNT(*) FILTER (WHERE m.jobs > 0), NULL, NULL, NULL FROM m
-    """
-    check = ChecksumCheck()
-    # Compiling these long expressions costs more than it saves.
-    _execute("SET LOCAL jit = off")
-    ranked: list[OrgMonth] = []
-    for organisation_id, month, jobs, differs, top_tier, wrong_free in _fetch(
-        sql, job_params + usage_params + language_params + [threshold]
-    ):
-        if organisation_id is None:  # the last row: how many organisation-months have jobs
-            check.months = jobs
-        elif differs:
-            check.differing.add((organisation_id, month))
-        else:
-            if wrong_free:
-                check.wrong_free.add(organisation_id)
-            if jobs >= threshold or top_tier > 1:
-                ranked.append((organisation_id, month))
-    if ranked:
-        # The stored jobs per tier of those months, found through the (organisation, month) index.
-        sql = f"""
-            SELECT s.organisation_id, s.month, s.tier, CAST(SUM(s.jobs) AS BIGINT)
-            FROM {_q(MonthlyUsage._meta.db_table)} s
-            JOIN unnest(%s::bigint[], %s::date[]) AS r(organisation_id, month)
-              ON r.organisation_id = s.organisation_id AND r.month = s.month
-            GROUP BY s.organisation_id, s.month, s.tier
-        """
-        organisations, months = zip(*ranked, strict=True)
-        for organisation_id, month, tier, jobs in _fetch(sql, [list(organisations), list(months)]):
-            check.tier_counts.setdefault((organisation_id, month), {})[tier] = jobs
-    return check

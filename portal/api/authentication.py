@@ -7,8 +7,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 
-from .models import ApiKey, Organisation
-from .services import api_key_touch, api_key_verify
+from accounts.models import ApiKey, Organisation
+from accounts.services import api_key_touch, api_key_verify
 
 SCHEME = "Bearer"
 
@@ -77,7 +77,7 @@ class HasApiKey(BasePermission):
 class BearerKeyScheme(OpenApiAuthenticationExtension):
     """Describes ``BearerKeyAuthentication`` in the OpenAPI schema as HTTP bearer auth."""
 
-    target_class = "accounts.authentication.BearerKeyAuthentication"
+    target_class = "portal.api.authentication.BearerKeyAuthentication"
     name = "ApiKeyBearer"
 
     def get_security_definition(self, auto_schema):

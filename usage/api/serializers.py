@@ -9,10 +9,9 @@ describe those bodies in the OpenAPI schema; the test suite checks the bodies ag
 from rest_framework import serializers
 
 from accounts.models import Organisation
-
-from .months import format_month
-from .pricing import present_money, present_percent
-from .selectors import AllTimeApiUsage, Usage, UsageReport
+from usage.months import format_month
+from usage.pricing import present_money, present_percent
+from usage.selectors import AllTimeApiUsage, Usage, UsageReport
 
 
 def _money(usage: Usage) -> dict:
@@ -182,10 +181,6 @@ class PingSerializer(serializers.Serializer):
     org_id = serializers.CharField(help_text="The organisation of the key.")
 
 
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField(help_text="What went wrong, for a person to read.")
-
-
 class ParameterErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What went wrong, for a person to read.")
     start_month = serializers.ListField(
@@ -194,8 +189,3 @@ class ParameterErrorSerializer(serializers.Serializer):
     end_month = serializers.ListField(
         child=serializers.CharField(), required=False, help_text="Present when end_month is the problem."
     )
-
-
-class ServerErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    error_id = serializers.CharField(help_text="Quote it to support: it identifies the error in our logs.")

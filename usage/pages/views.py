@@ -6,12 +6,12 @@ from django.views.decorators.http import require_GET
 
 from accounts.selectors import OrganisationAccess
 from accounts.views import organisation_page
+from usage.months import current_month
+from usage.selectors import usage_report
 
 from .csv_export import csv_filename, usage_csv
 from .forms import UsageRangeForm, range_presets
-from .months import current_month
 from .presentation import usage_page as build_usage_page
-from .selectors import usage_report
 
 
 @require_GET

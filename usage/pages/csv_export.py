@@ -18,10 +18,11 @@ import io
 from collections.abc import Iterator
 from decimal import Decimal
 
-from . import pricing
-from .months import format_month
+from usage import pricing
+from usage.months import format_month
+from usage.selectors import Usage, UsageReport
+
 from .presentation import KeyRow, MonthRow, key_rows, month_rows
-from .selectors import Usage, UsageReport
 
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 

@@ -11,10 +11,11 @@ from decimal import Decimal
 from django.utils.safestring import mark_safe
 
 from accounts.models import ApiKey
+from usage import pricing
+from usage.months import format_month
+from usage.selectors import MonthUsage, Usage, UsageReport
 
-from . import charts, pricing
-from .months import format_month
-from .selectors import MonthUsage, Usage, UsageReport
+from . import charts
 
 
 def month_label(month: dt.date) -> str:

@@ -10,9 +10,8 @@ import datetime as dt
 from django.db import connection
 
 from accounts.models import ApiKey
-
-from .models import ApiCallCount
-from .months import month_of
+from usage.models import ApiCallCount
+from usage.months import month_of
 
 
 def _upsert_sql() -> str:

@@ -1,0 +1,66 @@
+"""The base of every REST endpoint answered with an API key."""
+
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.views import APIView
+
+from .authentication import BearerKeyAuthentication, HasApiKey
+from .renderers import ExactJSONRenderer
+from .throttling import ApiKeyRateThrottle, AuthFailureLimit
+
+
+class JSONOnlyNegotiation(BaseContentNegotiation):
+    """Always answer JSON, whatever ``Accept`` says: the contracts define JSON bodies only."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class ApiKeyView(APIView):
+    """Base of the endpoints authenticated by an API key.
+
+    In order, for every request:
+    1. a client address that has failed authentication too often this minute gets 429;
+    2. the Bearer key is checked (401 for a missing, malformed, unknown or revoked key, 403 for
+       an inactive organisation), and a 401 counts against the address's budget;
+    3. ``key_authenticated`` runs, before anything else can fail (the usage API counts the call
+       there, so 400, 404, 405 and 429 answers are calls too);
+    4. the per-key throttle (429 with ``Retry-After``), then the handler.
+    Every response is JSON and carries ``Cache-Control: no-store``.
+    """
+
+    authentication_classes = [BearerKeyAuthentication]
+    permission_classes = [HasApiKey]
+    throttle_classes = [ApiKeyRateThrottle]
+    renderer_classes = [ExactJSONRenderer]
+    content_negotiation_class = JSONOnlyNegotiation
+
+    def initial(self, request, *args, **kwargs):
+        self.now = timezone.now()
+        self.auth_failures = AuthFailureLimit()
+        self.client_ident = self.auth_failures.ident(request)
+        wait = self.auth_failures.blocked_for(self.client_ident)
+        if wait is not None:
+            raise exceptions.Throttled(wait=wait, detail="Too many failed authentications from this address.")
+        self.perform_authentication(request)
+        if request.auth is not None:
+            self.key_authenticated(request)
+        super().initial(request, *args, **kwargs)
+
+    def key_authenticated(self, request) -> None:
+        """Called once the key is known to be valid, before throttling and the handler."""
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if response.status_code == 401 and getattr(self, "auth_failures", None) is not None:
+            self.auth_failures.record(self.client_ident)
+        return response
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        return response

@@ -1,0 +1,87 @@
+"""The OpenAPI text of the usage endpoints: descriptions, parameters and examples."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+
+MONTHLY_DESCRIPTION = """\
+Usage of your organisation (the organisation of the API key; never another) over whole UTC
+months: job counts, tokens and costs in total, per month and per API key.
+
+**Period.** Neither parameter: the current month. Only `start_month`: from it through the
+current month. Only `end_month`: that month alone. A malformed month (an empty value included),
+a month after the current one, `start_month` after `end_month`, or more than 120 months
+(counting both ends) is answered 400 with the offending parameter named. Other query parameters
+are ignored.
+
+**Numbers.** Every job counts whatever its status. Jobs are ranked by creation time within each
+month; a job's tier is the plan tier holding its rank, and its discount applies to it alone.
+Money is summed exactly and rounded half-up to 5 decimal places only in this response;
+percentages to 2 places. `monthly_breakdown` lists every month of the period, months without
+jobs included, and every `tiers` object lists every tier of your plan. `api_keys` lists, by name,
+every key with jobs in the period, revoked keys included.
+
+**About the example in the monthly-usage contract.** The example response published with the
+contract does not add up: its totals count 108 jobs while its only month counts 107, and a key
+with 1 job shows 108 tier1 jobs. This portal follows one rule instead (the portal's "Usage
+semantics"): the totals are exactly the sum of the months, and each month is exactly the sum of
+its API keys plus the jobs submitted without a key (web jobs, which count in the totals and the
+months but under no key). The example below is self-consistent under the standard plan.
+"""
+
+MONTHLY_EXAMPLE = {
+    "period": {"start_month": "2025-01", "end_month": "2025-01"},
+    "totals": {
+        "jobs": 108,
+        "transcription_tokens": 1672,
+        "note_tokens": 2905,
+        "base_cost": 0.07482,
+        "final_cost": 0.07482,
+        "savings": 0.0,
+        "effective_discount_percentage": 0.0,
+        "free_jobs_left": 0,
+    },
+    "monthly_breakdown": [
+        {
+            "month": "2025-01",
+            "jobs": 108,
+            "transcription_tokens": 1672,
+            "note_tokens": 2905,
+            "base_cost": 0.07482,
+            "final_cost": 0.07482,
+            "savings": 0.0,
+            "current_tier_discount": 0.0,
+            "tiers": {"tier1": 108, "tier2": 0, "tier3": 0, "tier4": 0},
+        }
+    ],
+    "api_keys": {
+        "another api key": {
+            "jobs": 1,
+            "tokens": {"transcription": 152, "note_generation": 190},
+            "costs": {"base": 0.00532, "final": 0.00532, "savings": 0.0},
+            "tiers": {"tier1": 1, "tier2": 0, "tier3": 0, "tier4": 0},
+        },
+        "some api key": {
+            "jobs": 107,
+            "tokens": {"transcription": 1520, "note_generation": 2715},
+            "costs": {"base": 0.0695, "final": 0.0695, "savings": 0.0},
+            "tiers": {"tier1": 107, "tier2": 0, "tier3": 0, "tier4": 0},
+        },
+    },
+}
+
+ALL_TIME_EXAMPLE = {
+    "org_id": "org_abc123",
+    "period": "all_time",
+    "total_jobs": 142,
+    "completed_jobs": 138,
+    "total_duration_seconds": 49320,
+    "jobs_by_language": {"Hindi": 58, "Tamil": 44, "Telugu": 22, "Punjabi": 18},
+    "api_calls": 612,
+}
+
+MONTH_PARAMETER = {
+    "type": OpenApiTypes.STR,
+    "location": OpenApiParameter.QUERY,
+    "required": False,
+    "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+}

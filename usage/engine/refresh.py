@@ -1,0 +1,78 @@
+"""Stale marks and their resolution: how the stored aggregates stay fresh after every write.
+
+Every write of jobs or pricing adds ``StaleMonth`` marks for the organisation-months it touched,
+in the same transaction. ``usage_refresh`` resolves the marks of one organisation: it brings the
+derived columns of ``Job`` (``tier``, ``is_free``) up to date for those months and rewrites their
+``MonthlyUsage``/``LanguageUsage`` rows. Writers call it at the end of each batch, and every read
+calls it first, so a read never sees a stale month.
+"""
+
+import datetime as dt
+from array import array
+from collections.abc import Collection, Iterable
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Organisation
+from usage.models import StaleMonth
+
+from .recompute import RecomputeResult, recompute_after_writes
+
+OrgMonth = tuple[int, dt.date]
+
+
+def usage_mark_stale(*, organisation_id: int, months: Iterable[dt.date] | None) -> None:
+    """Record that these months of the organisation (None: all of them) need recomputing."""
+    if months is None:
+        StaleMonth.objects.create(organisation_id=organisation_id, month=None)
+        return
+    StaleMonth.objects.bulk_create(
+        StaleMonth(organisation_id=organisation_id, month=month) for month in sorted(set(months))
+    )
+
+
+def stale_months_mark(touched: Iterable[OrgMonth]) -> None:
+    """One stale mark per organisation-month, written with one prepared statement."""
+    q = connection.ops.quote_name
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    adapt_date = connection.ops.adapt_datefield_value
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {q(StaleMonth._meta.db_table)} (organisation_id, month, created_at) "  # noqa: S608
+            "VALUES (%s, %s, %s)",
+            [(organisation_id, adapt_date(month), now) for organisation_id, month in sorted(touched)],
+        )
+
+
+def usage_refresh(*, organisation_id: int) -> RecomputeResult | None:
+    """Resolve the organisation's stale marks, if any; costs one query when there are none."""
+    return usage_refresh_organisations(organisation_ids=[organisation_id])
+
+
+def usage_refresh_organisations(*, organisation_ids: Collection[int]) -> RecomputeResult | None:
+    """Resolve the stale marks of several organisations in one recompute (the end of an import)."""
+    if not StaleMonth.objects.filter(organisation_id__in=organisation_ids).exists():
+        return None
+    with transaction.atomic():
+        # Serialise recomputes of an organisation; writers never wait on this lock.
+        locked = Organisation.objects.select_for_update().filter(pk__in=organisation_ids).order_by("pk")
+        list(locked.values_list("pk"))
+        marks = StaleMonth.objects.filter(organisation_id__in=organisation_ids)
+        # Exactly the marks seen now are deleted at the end, so one added meanwhile survives. An
+        # import leaves a mark per batch and month: keep their ids compact, the months distinct.
+        mark_ids = array("q", marks.values_list("id", flat=True).iterator(chunk_size=10_000))
+        if not mark_ids:
+            return None
+        scope: dict[int, set[dt.date] | None] = {}
+        for organisation_id, month in (
+            marks.filter(id__lte=max(mark_ids)).values_list("organisation_id", "month").distinct()
+        ):
+            if month is None or (organisation_id in scope and scope[organisation_id] is None):
+                scope[organisation_id] = None
+            else:
+                scope.setdefault(organisation_id, set()).add(month)
+        result = recompute_after_writes(scope)
+        for start in range(0, len(mark_ids), 500):
+            StaleMonth.objects.filter(id__in=mark_ids[start : start + 500].tolist()).delete()
+    return result
