@@ -40,10 +40,6 @@ class OrganisationAccess:
         return self.is_staff and not self.is_member
 
     @property
-    def can_view_usage(self) -> bool:
-        return self.is_member or self.is_staff
-
-    @property
     def can_view_keys(self) -> bool:
         return self.is_member or self.is_staff
 

@@ -9,8 +9,6 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from tests.portal_fixtures import fast_password_hashing  # noqa: F401
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 PRODUCTION_STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -123,10 +123,6 @@ class Job(models.Model):
     def __str__(self) -> str:
         return self.external_id
 
-    @property
-    def is_completed(self) -> bool:
-        return self.has_transcript and self.has_lrc
-
 
 class MonthlyUsage(models.Model):
     """Stored aggregate: the jobs of one organisation-month, key (or none), tier and free flag."""

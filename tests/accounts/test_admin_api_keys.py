@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke
-from tests.conftest import at, make_job
+from tests.factories import at, make_job
 from usage.models import ApiCallCount
 
 CHANGELIST = reverse("admin:accounts_apikey_changelist")

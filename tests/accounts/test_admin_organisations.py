@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from accounts.models import Organisation
 from accounts.services import api_key_create, organisation_create
-from tests.conftest import at, make_job
+from tests.factories import at, make_job
 from usage.models import Job, MonthlyUsage, PricingPlan, PricingTier
 
 NOW = at(2025, 3, 15)

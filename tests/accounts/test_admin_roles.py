@@ -70,7 +70,7 @@ def test_staff_without_a_role_see_nothing(client, staff, acme):
 
 @pytest.mark.parametrize("persona", ["support_staff", "finance_staff"])
 def test_both_roles_view_everything(client, request, persona, acme, acme_key, add_jobs):
-    from tests.conftest import at, make_job
+    from tests.factories import at, make_job
 
     add_jobs([make_job(acme, created_at=at(2025, 1, 2), api_key=acme_key.api_key)])
     client.force_login(request.getfixturevalue(persona))

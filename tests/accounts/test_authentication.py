@@ -5,7 +5,6 @@ import logging
 
 import pytest
 import time_machine
-from django.core.cache import cache
 from rest_framework.test import APIRequestFactory
 
 from accounts import keys
@@ -15,13 +14,6 @@ from portal.api.authentication import ApiKeyUser, BearerKeyAuthentication
 from usage.models import ApiCallCount
 
 ENDPOINTS = ["/usage", "/api/v1/usage", "/api/v1/ping"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttles(db):
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

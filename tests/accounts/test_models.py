@@ -7,7 +7,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from accounts.models import ApiKey, Membership, Organisation
-from tests.conftest import at
+from tests.factories import at
 from usage.models import Job, PricingPlan, PricingTier
 
 

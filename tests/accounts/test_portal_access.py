@@ -7,7 +7,6 @@ from django.urls import reverse
 
 from accounts.models import ApiKey, Membership
 from accounts.services import membership_add
-from tests.portal_fixtures import fast_password_hashing  # noqa: F401
 
 ACME_PAGES = [
     ("usage-page", {}),

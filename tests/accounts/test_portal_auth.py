@@ -7,7 +7,6 @@ from django.urls import reverse
 
 from accounts.models import Membership, User
 from accounts.services import membership_add, organisation_create
-from tests.portal_fixtures import fast_password_hashing  # noqa: F401
 
 USAGE_ACME = reverse("usage-page", kwargs={"org_id": "org_acme"})
 

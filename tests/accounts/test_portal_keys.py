@@ -8,7 +8,6 @@ from django.urls import reverse
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke, api_key_touch, api_key_verify
-from tests.portal_fixtures import fast_password_hashing  # noqa: F401
 
 KEYS_URL = reverse("api-keys", kwargs={"org_id": "org_acme"})
 

@@ -1,4 +1,4 @@
-"""Fixtures of the REST API tests: Bearer clients, job inputs, a pinned clock, clean throttles."""
+"""Fixtures of the REST API tests: Bearer clients, job inputs, a pinned clock."""
 
 import datetime as dt
 import json
@@ -6,19 +6,10 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.core.cache import cache
 
-from tests.conftest import make_job
+from tests.factories import make_job
 
 NOW = dt.datetime(2025, 3, 15, 12, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttles(db):
-    """Every test starts with no throttle or failed-authentication counts."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from tests.conftest import at, make_job
+from tests.factories import at, make_job
 from usage.engine.refresh import usage_mark_stale
 from usage.models import ApiCallCount, LanguageUsage, MonthlyUsage, StaleMonth
 

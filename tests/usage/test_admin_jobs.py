@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.services import api_key_create
-from tests.conftest import at, make_job
+from tests.factories import at, make_job
 from usage.admin.base import EstimatedCountPaginator
 from usage.admin.jobs import JobAdmin
 from usage.models import Job, LanguageUsage, MonthlyUsage

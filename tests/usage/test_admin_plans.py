@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from tests.conftest import at, make_job
+from tests.factories import at, make_job
 from usage.models import Job, PricingPlan, PricingTier, StaleMonth
 
 ADD = reverse("admin:usage_pricingplan_add")

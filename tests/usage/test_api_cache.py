@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import ApiKey
-from tests.conftest import at, make_job
+from tests.factories import at, make_job
 from usage.engine.recompute import usage_recompute
 from usage.models import PricingPlan, PricingTier
 from usage.services import (

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Membership, Organisation
 from accounts.services import api_key_create, api_key_verify
-from tests.conftest import run_manage
+from tests.factories import run_manage
 from usage import importing
 from usage.models import Job, MonthlyUsage, StaleMonth
 from usage.selectors import usage_report

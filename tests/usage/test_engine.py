@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from accounts.models import Organisation
 from accounts.services import api_key_create, organisation_create
-from tests.conftest import at, make_job
+from tests.factories import at, make_job
 from usage.engine.recompute import usage_recompute
 from usage.engine.refresh import usage_refresh, usage_refresh_organisations
 from usage.models import Job, LanguageUsage, MonthlyUsage, PricingPlan, PricingTier, StaleMonth

@@ -8,9 +8,8 @@ import time_machine
 from django.urls import reverse
 
 from accounts.services import api_key_revoke
-from tests.conftest import at, make_job
+from tests.factories import at, make_job
 from tests.portal_data import build_usage_history
-from tests.portal_fixtures import fast_password_hashing  # noqa: F401
 from usage.months import add_months, format_month
 from usage.pricing import present_money, present_percent
 from usage.selectors import usage_report

@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 
 from portal.celery import app
-from tests.conftest import at, make_job
+from tests.factories import at, make_job
 from usage.engine.locks import task_lock, task_lock_claim, task_lock_release
 from usage.models import MonthlyUsage
 from usage.tasks import recompute_organisation_usage, recompute_usage

@@ -11,7 +11,7 @@ from celery import Celery
 from django.conf import settings
 
 from accounts.services import api_key_create, organisation_create
-from tests.conftest import at, make_job, test_database_url
+from tests.factories import at, make_job, test_database_url
 from usage.engine.refresh import usage_refresh
 from usage.models import MonthlyUsage
 from usage.services import jobs_upsert

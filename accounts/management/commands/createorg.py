@@ -1,8 +1,8 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.models import Organisation
 from accounts.services import organisation_create
-from usage.models import PricingPlan
 
 
 class Command(BaseCommand):
@@ -19,9 +19,11 @@ class Command(BaseCommand):
             raise CommandError("--free-jobs must be 0 or more")
         pricing_plan = None
         if plan:
-            pricing_plan = PricingPlan.objects.filter(name=plan).first()
+            # Plans belong to the usage app, reached through the relation so this app needs no import of it.
+            plans = Organisation._meta.get_field("plan").related_model.objects
+            pricing_plan = plans.filter(name=plan).first()
             if pricing_plan is None:
-                known = ", ".join(PricingPlan.objects.values_list("name", flat=True))
+                known = ", ".join(plans.values_list("name", flat=True))
                 raise CommandError(f"unknown plan {plan!r} (known: {known})")
         try:
             organisation = organisation_create(

@@ -2,7 +2,7 @@
 
 
 from accounts.models import Organisation
-from tests.conftest import at, make_job
+from tests.factories import at, make_job
 from usage.models import Job, MonthlyUsage, PricingPlan, PricingTier
 from usage.services import job_save, organisation_plan_set
 
