@@ -15,6 +15,8 @@ from usage.models import ApiCallCount
 
 ENDPOINTS = ["/usage", "/api/v1/usage", "/api/v1/ping"]
 
+pytestmark = pytest.mark.django_db
+
 
 @pytest.fixture
 def call(client):

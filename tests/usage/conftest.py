@@ -12,6 +12,11 @@ from tests.factories import make_job
 NOW = dt.datetime(2025, 3, 15, 12, 0, tzinfo=dt.UTC)
 
 
+@pytest.fixture(autouse=True)
+def _database(db):
+    """Every test of the usage app may read or write the database."""
+
+
 @pytest.fixture
 def march_2025():
     """Pin the clock to 2025-03-15 12:00 UTC: the current month is 2025-03."""
