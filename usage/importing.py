@@ -7,7 +7,7 @@ import before anything is written. Each line is decoded with ``json_loads`` and 
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
@@ -107,6 +107,32 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:200] + "…"
 
 
+# The first key of the advisory locks of ``jobs_write_lock`` (the second is the organisation's).
+_JOB_WRITES_LOCK = 0x4A4F4253  # "JOBS"
+
+
+def jobs_write_lock(organisation_ids: Iterable[int]) -> None:
+    """Hold, until the current transaction ends, the right to write these organisations' jobs.
+
+    Two transactions that write the same jobs in different orders would each wait for a row the
+    other holds (a deadlock, on PostgreSQL); taking these locks first, in one fixed order, makes
+    the second writer wait for the first instead. Call inside ``transaction.atomic()`` before
+    writing jobs; every writer of jobs in bulk should. No-op on SQLite, which has one writer
+    at a time.
+    """
+    if connection.vendor != "postgresql":
+        return
+    # One int4 key per organisation (ids past 2^31 wrap; a shared key only serialises more).
+    keys = sorted({(pk + 2**31) % 2**32 - 2**31 for pk in organisation_ids})
+    if keys:
+        with connection.cursor() as cursor:
+            # unnest yields the keys in array order, so they are locked in that order.
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, key) FROM unnest(%s::int4[]) AS key",
+                [_JOB_WRITES_LOCK, keys],
+            )
+
+
 STAGE_ROWS = 5_000  # valid lines per insert into the staging table
 WRITE_LINES = 20_000  # lines of the file per transaction when the jobs are written
 STAGING_TABLE = "usage_import_staging"
@@ -126,7 +152,9 @@ class _Staging:
         self.last_line = 0
         # Which write batches (of WRITE_LINES lines) hold a job more than once.
         self.repeats: set[int] = set()
-        self._batch, self._keys = 0, set()
+        # The organisations of each write batch.
+        self.organisations: dict[int, set[int]] = {0: set()}
+        self._batch, self._keys, self._organisations = 0, set(), self.organisations[0]
 
     def __enter__(self) -> "_Staging":
         fields = {field.column: field for field in Job._meta.concrete_fields}
@@ -154,10 +182,12 @@ class _Staging:
         batch = (line - 1) // WRITE_LINES
         if batch != self._batch:
             self._batch, self._keys = batch, set()
+            self._organisations = self.organisations[batch] = set()
         key = (job.organisation_id, job.external_id)
         if key in self._keys:
             self.repeats.add(batch)
         self._keys.add(key)
+        self._organisations.add(job.organisation_id)
         if len(self.rows) >= STAGE_ROWS:
             self.flush()
 
@@ -220,9 +250,11 @@ def jobs_import_file(
                 last = min(first + WRITE_LINES - 1, last_line)
                 batch = (first - 1) // WRITE_LINES
                 step = f"writing the jobs of lines {first}-{last}"
-                outcome = jobs_upsert_staged(
-                    table=STAGING_TABLE, lines=(first, last), repeats=batch in staging.repeats
-                )
+                with transaction.atomic():
+                    jobs_write_lock(staging.organisations.get(batch, ()))
+                    outcome = jobs_upsert_staged(
+                        table=STAGING_TABLE, lines=(first, last), repeats=batch in staging.repeats
+                    )
                 report.written_lines = last
                 report.created += outcome.created
                 report.updated += outcome.updated
@@ -236,7 +268,9 @@ def jobs_import_file(
                 progress(report.lines - advanced)
         if touched_orgs:
             step = "refreshing usage"
-            usage_refresh_organisations(organisation_ids=sorted(touched_orgs))
+            with transaction.atomic():  # no import writes these jobs while their usage is recomputed
+                jobs_write_lock(touched_orgs)
+                usage_refresh_organisations(organisation_ids=sorted(touched_orgs))
     except NotUTF8 as exc:
         raise ImportAborted(str(exc), report) from None
     except Exception as exc:  # whatever it is, the report must say what was written before it

@@ -1,21 +1,23 @@
 """Hostile job files: every bad line is reported with its number and a short reason, never a
 traceback; the bounds of a job's counts hold in the validator and in the database; a failing
-write says what it left behind."""
+write says what it left behind; concurrent imports of the same jobs do not deadlock."""
 
+import concurrent.futures
 import io
 import json
 import sys
+import threading
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import DatabaseError, IntegrityError
+from django.db import DatabaseError, IntegrityError, connection
 from django.utils import timezone
 
 from accounts.services import api_key_create, organisation_create
 from tests.conftest import at, make_job, run_manage
 from usage import importing
 from usage.models import MAX_AUDIO_DURATION_SECONDS, MAX_TOKENS, Job, MonthlyUsage, StaleMonth
-from usage.services import jobs_upsert
+from usage.services import jobs_upsert, usage_recompute
 from usage.validation import (
     DuplicateFields,
     FieldError,
@@ -365,3 +367,52 @@ def test_a_failed_refresh_says_every_job_was_imported(acme, acme_key, tmp_path, 
         "(2 created, 0 updated); the next read of their usage refreshes it"
     )
     assert Job.objects.count() == 2 and StaleMonth.objects.exists()
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="row-level deadlocks are PostgreSQL's; SQLite has one writer at a time",
+)
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_of_the_same_jobs_in_opposite_orders_both_finish(tmp_path):
+    """Both imports start writing at the same moment; without the per-organisation lock, each
+    holds rows the other needs and PostgreSQL kills one of them (DeadlockDetected)."""
+    organisation = organisation_create(name="Acme", org_id="org_acme")
+    api_key_create(organisation=organisation, name="some api key")
+    count = 4_000
+    lines = [
+        line(
+            external_id=f"j-{index}",
+            created_at=f"2025-01-03T10:{index // 100:02d}:{index % 60:02d}Z",
+            note_tokens=index,
+        )
+        for index in range(count)
+    ]
+    paths = [write(tmp_path, lines, "forward.jsonl"), write(tmp_path, lines[::-1], "backward.jsonl")]
+    start_writing = threading.Barrier(2)
+
+    def run(path: str) -> importing.ImportReport:
+        read = 0
+
+        def progress(lines_advanced: int) -> None:
+            nonlocal read
+            before, read = read, read + lines_advanced
+            if before < count <= read:  # the reading pass is over: write together
+                start_writing.wait(timeout=60)
+
+        try:
+            return importing.jobs_import_file(path, progress=progress)
+        finally:
+            connection.close()  # this thread's own connection
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        reports = list(pool.map(run, paths))
+
+    assert sorted((report.created, report.updated) for report in reports) == [(0, count), (count, 0)]
+    assert Job.objects.count() == count
+    assert sorted(Job.objects.values_list("note_tokens", flat=True)) == list(range(count))
+    row_sums = [(row.jobs, row.note_tokens) for row in MonthlyUsage.objects.all()]
+    assert [sum(column) for column in zip(*row_sums, strict=True)] == [count, sum(range(count))]
+    assert not StaleMonth.objects.exists()
+    result = usage_recompute()
+    assert (result.rows_corrected, result.jobs_retiered, result.jobs_refreed) == (0, 0, 0)
