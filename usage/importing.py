@@ -1,28 +1,24 @@
-"""Reading job files (JSON Lines) into validated ``JobInput`` values, line by line."""
+"""Importing job files (JSON Lines): every line judged by ``usage.validation``, then written.
+
+A file is read as bytes, line by line, and must be UTF-8: the first byte that is not stops the
+import before anything is written. Each line is decoded with ``json_loads`` and judged with
+``validate_job``; an invalid line is reported as ``line N: reason``, its problems joined by "; ".
+"""
 
 import datetime as dt
-import json
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
-
-from accounts.models import Organisation
 
 from .engine.refresh import usage_refresh_organisations
 from .models import Job
 from .services import STAGED_COLUMNS, JobInput, jobs_upsert_staged, staged_job_rows
-
-FUTURE_TOLERANCE = dt.timedelta(minutes=5)
-_STATUSES = set(Job.Status.values)
-_COUNT_FIELDS = ("audio_duration_seconds", "transcription_tokens", "note_tokens")
-
-
-class InvalidLine(ValueError):
-    """A line that cannot be imported; the message says why."""
+from .validation import InvalidJSON, OrganisationDirectory, json_loads, validate_job
 
 
 class LineResult(NamedTuple):
@@ -31,134 +27,105 @@ class LineResult(NamedTuple):
     error: str | None
 
 
-class _Directory:
-    """Organisations and their key names, loaded once per organisation."""
-
-    def __init__(self) -> None:
-        self._orgs: dict[str, tuple[int, dict[str, int]] | None] = {}
-
-    def resolve(self, org_id: str) -> tuple[int, dict[str, int]] | None:
-        if org_id not in self._orgs:
-            # One query: the organisation joined with its keys (a row of Nones when it has none).
-            rows = Organisation.objects.filter(org_id=org_id).values_list(
-                "pk", "api_keys__name", "api_keys__pk"
-            )
-            rows = list(rows)
-            key_ids = {name: key_id for _, name, key_id in rows if key_id is not None}
-            self._orgs[org_id] = (rows[0][0], key_ids) if rows else None
-        return self._orgs[org_id]
-
-
-def _text(record: dict, name: str, *, required: bool = True) -> str | None:
-    value = record.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidLine(f"'{name}' must be a non-empty string")
-    return value.strip()
-
-
-def _count(record: dict, name: str, *, default: int | None = None) -> int:
-    value = record.get(name, default)
-    if value is None or isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidLine(f"'{name}' must be a whole number")
-    if value < 0:
-        raise InvalidLine(f"'{name}' must not be negative (got {value})")
-    return value
-
-
-def _flag(record: dict, name: str) -> bool:
-    value = record.get(name, False)
-    if not isinstance(value, bool):
-        raise InvalidLine(f"'{name}' must be true or false")
-    return value
-
-
-def _moment(raw: object) -> dt.datetime:
-    created_at = None
-    if isinstance(raw, str) and len(raw) > 10:  # a bare date is not a moment
-        try:
-            created_at = dt.datetime.fromisoformat(raw)
-        except ValueError:
-            created_at = parse_datetime(raw) if "T" in raw or " " in raw else None
-    if created_at is None:
-        raise InvalidLine("'created_at' must be an ISO 8601 date-time such as 2025-01-03T10:00:00Z")
-    if created_at.tzinfo is None:
-        return created_at.replace(tzinfo=dt.UTC)
-    return created_at if created_at.tzinfo is dt.UTC else created_at.astimezone(dt.UTC)
-
-
-def parse_job(record: object, *, directory: _Directory, now: dt.datetime) -> JobInput:
-    """Validate one decoded line; raises ``InvalidLine`` with the reason."""
-    if not isinstance(record, dict):
-        raise InvalidLine("a line must be a JSON object")
-    org_id = _text(record, "org_id")
-    resolved = directory.resolve(org_id)
-    if resolved is None:
-        raise InvalidLine(f"unknown organisation '{org_id}'")
-    organisation_id, key_ids = resolved
-    key_name = _text(record, "api_key", required=False)
-    if key_name is not None and key_name not in key_ids:
-        raise InvalidLine(f"unknown API key name '{key_name}' for {org_id}")
-    created_at = _moment(record.get("created_at"))
-    if created_at > now + FUTURE_TOLERANCE:
-        raise InvalidLine(f"'created_at' {record['created_at']} is more than 5 minutes in the future")
-    status = record.get("status")
-    if status not in _STATUSES:
-        raise InvalidLine(f"unknown status {status!r} (expected one of {', '.join(sorted(_STATUSES))})")
-    external_id = _text(record, "external_id")
-    if len(external_id) > 200:
-        raise InvalidLine("'external_id' is longer than 200 characters")
-    language = _text(record, "language")
-    if len(language) > 64:
-        raise InvalidLine("'language' is longer than 64 characters")
-    return JobInput(
-        organisation_id=organisation_id,
-        api_key_id=key_ids[key_name] if key_name is not None else None,
-        external_id=external_id,
-        created_at=created_at,
-        language=language,
-        audio_duration_seconds=_count(record, "audio_duration_seconds"),
-        status=status,
-        has_transcript=_flag(record, "has_transcript"),
-        has_lrc=_flag(record, "has_lrc"),
-        transcription_tokens=_count(record, "transcription_tokens", default=0),
-        note_tokens=_count(record, "note_tokens", default=0),
-    )
+class NotUTF8(ValueError):
+    """A line holds bytes that are not UTF-8; the message names the line and the byte."""
 
 
 def read_jobs(
-    path: str, *, now: dt.datetime | None = None, directory: _Directory | None = None
+    source: BinaryIO, *, now: dt.datetime | None = None, directory: OrganisationDirectory | None = None
 ) -> Iterator[LineResult]:
-    """Yield every non-blank line of a JSON Lines file as a job or an error, streaming."""
+    """Yield every non-blank line of a JSON Lines byte stream as a job or an error, streaming.
+
+    Raises ``NotUTF8`` at the first line that is not UTF-8 text: the file is not the text it
+    claims to be, so no line of it can be trusted.
+    """
     now = now or timezone.now()
-    directory = directory or _Directory()
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield LineResult(number, None, f"not valid JSON ({exc.msg})")
-                continue
-            try:
-                yield LineResult(number, parse_job(record, directory=directory, now=now), None)
-            except InvalidLine as exc:
-                yield LineResult(number, None, str(exc))
+    directory = directory or OrganisationDirectory()
+    offset = 0  # of the line in the file, in bytes
+    for number, raw in enumerate(source, start=1):
+        try:
+            line = raw.decode()
+        except UnicodeDecodeError as exc:
+            raise NotUTF8(
+                f"line {number}: not UTF-8 text: byte 0x{raw[exc.start]:02x} at byte offset "
+                f"{offset + exc.start} of the file (byte {exc.start + 1} of the line)"
+            ) from None
+        offset += len(raw)
+        if not line.strip():
+            continue
+        try:
+            record = json_loads(line)
+        except InvalidJSON as exc:
+            yield LineResult(number, None, str(exc))
+            continue
+        outcome = validate_job(record, directory=directory, now=now)
+        if isinstance(outcome, JobInput):
+            yield LineResult(number, outcome, None)
+        else:
+            yield LineResult(number, None, "; ".join(error.message for error in outcome))
 
 
 @dataclass
 class ImportReport:
+    """What an import read and wrote. ``lines``: the non-blank lines read, the last of them
+    numbered ``last_line``; ``written_lines``: the jobs of lines 1 to this one are written
+    (committed); ``imported``: every valid line is written and usage is refreshed."""
+
     lines: int = 0
+    last_line: int = 0
     created: int = 0
     updated: int = 0
     errors: list[tuple[int, str]] | None = None
+    written_lines: int = 0
     imported: bool = False
 
     @property
     def invalid(self) -> int:
         return len(self.errors or [])
+
+
+class ImportAborted(Exception):
+    """The import stopped before its end: ``report`` says what it had read and written by then.
+
+    The message is one line saying why. Lines past ``report.written_lines`` are not written.
+    """
+
+    def __init__(self, reason: str, report: ImportReport) -> None:
+        super().__init__(reason)
+        self.report = report
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as a short line: its type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+# The first key of the advisory locks of ``jobs_write_lock`` (the second is the organisation's).
+_JOB_WRITES_LOCK = 0x4A4F4253  # "JOBS"
+
+
+def jobs_write_lock(organisation_ids: Iterable[int]) -> None:
+    """Hold, until the current transaction ends, the right to write these organisations' jobs.
+
+    Two transactions that write the same jobs in different orders would each wait for a row the
+    other holds (a deadlock, on PostgreSQL); taking these locks first, in one fixed order, makes
+    the second writer wait for the first instead. Call inside ``transaction.atomic()`` before
+    writing jobs; every writer of jobs in bulk should. No-op on SQLite, which has one writer
+    at a time.
+    """
+    if connection.vendor != "postgresql":
+        return
+    # One int4 key per organisation (ids past 2^31 wrap; a shared key only serialises more).
+    keys = sorted({(pk + 2**31) % 2**32 - 2**31 for pk in organisation_ids})
+    if keys:
+        with connection.cursor() as cursor:
+            # unnest yields the keys in array order, so they are locked in that order.
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, key) FROM unnest(%s::int4[]) AS key",
+                [_JOB_WRITES_LOCK, keys],
+            )
 
 
 STAGE_ROWS = 5_000  # valid lines per insert into the staging table
@@ -180,7 +147,9 @@ class _Staging:
         self.last_line = 0
         # Which write batches (of WRITE_LINES lines) hold a job more than once.
         self.repeats: set[int] = set()
-        self._batch, self._keys = 0, set()
+        # The organisations of each write batch.
+        self.organisations: dict[int, set[int]] = {0: set()}
+        self._batch, self._keys, self._organisations = 0, set(), self.organisations[0]
 
     def __enter__(self) -> "_Staging":
         fields = {field.column: field for field in Job._meta.concrete_fields}
@@ -208,10 +177,12 @@ class _Staging:
         batch = (line - 1) // WRITE_LINES
         if batch != self._batch:
             self._batch, self._keys = batch, set()
+            self._organisations = self.organisations[batch] = set()
         key = (job.organisation_id, job.external_id)
         if key in self._keys:
             self.repeats.add(batch)
         self._keys.add(key)
+        self._organisations.add(job.organisation_id)
         if len(self.rows) >= STAGE_ROWS:
             self.flush()
 
@@ -229,57 +200,75 @@ class _Staging:
 
 
 def jobs_import_file(
-    path: str,
+    source: str | os.PathLike | BinaryIO,
     *,
     skip_invalid: bool = False,
     progress=None,
     now: dt.datetime | None = None,
 ) -> ImportReport:
-    """Validate every line of ``path``, then upsert its jobs in batches and refresh usage.
+    """Validate every line of ``source`` (a path, or a binary stream such as stdin's), then
+    upsert its jobs in batches and refresh usage.
 
     With any invalid line and no ``skip_invalid``, nothing is written. ``progress`` (optional)
     is called with how many lines each step has advanced, over two passes: reading and
-    validating the file, then writing its jobs.
+    validating the file, then writing its jobs. Raises ``ImportAborted`` on a line that is not
+    UTF-8 (nothing is written, whatever ``skip_invalid``) and on any failure, reading or
+    writing: its report says which lines were written before.
     """
     now = now or timezone.now()
     report = ImportReport(errors=[])
-    pending = 0
-    with _Staging() as staging:
-        for result in read_jobs(path, now=now):
-            report.lines += 1
-            if result.error:
-                report.errors.append((result.number, result.error))
-            elif skip_invalid or not report.errors:  # after an error, only validating goes on
-                staging.add(result.number, result.job)
-            pending += 1
-            if progress and pending == STAGE_ROWS:
+    step = "reading the jobs"
+    try:
+        opened = open(source, "rb") if isinstance(source, str | os.PathLike) else nullcontext(source)  # noqa: SIM115
+        with opened as stream, _Staging() as staging:
+            pending = 0
+            for result in read_jobs(stream, now=now):
+                report.lines += 1
+                report.last_line = result.number
+                if result.error:
+                    report.errors.append((result.number, result.error))
+                elif skip_invalid or not report.errors:  # after an error, only validating goes on
+                    staging.add(result.number, result.job)
+                pending += 1
+                if progress and pending == STAGE_ROWS:
+                    progress(pending)
+                    pending = 0
+            if progress:
                 progress(pending)
-                pending = 0
-        if progress:
-            progress(pending)
-        if report.errors and not skip_invalid:
-            return report
-        staging.flush()
+            if report.errors and not skip_invalid:
+                return report
+            staging.flush()
 
-        touched_orgs: set[int] = set()
-        last_line, advanced = staging.last_line, 0
-        for first in range(1, last_line + 1, WRITE_LINES):
-            last = min(first + WRITE_LINES - 1, last_line)
-            outcome = jobs_upsert_staged(
-                table=STAGING_TABLE,
-                lines=(first, last),
-                repeats=(first - 1) // WRITE_LINES in staging.repeats,
-            )
-            report.created += outcome.created
-            report.updated += outcome.updated
-            touched_orgs.update(organisation_id for organisation_id, _ in outcome.touched)
-            if progress:  # in lines read, so that both passes fill the same bar
-                done = report.lines * last // last_line
-                progress(done - advanced)
-                advanced = done
-        if progress:
-            progress(report.lines - advanced)
-    if touched_orgs:
-        usage_refresh_organisations(organisation_ids=sorted(touched_orgs))
+            touched_orgs: set[int] = set()
+            last_line, advanced = staging.last_line, 0
+            for first in range(1, last_line + 1, WRITE_LINES):
+                last = min(first + WRITE_LINES - 1, last_line)
+                batch = (first - 1) // WRITE_LINES
+                step = f"writing the jobs of lines {first}-{last}"
+                with transaction.atomic():
+                    jobs_write_lock(staging.organisations.get(batch, ()))
+                    outcome = jobs_upsert_staged(
+                        table=STAGING_TABLE, lines=(first, last), repeats=batch in staging.repeats
+                    )
+                report.written_lines = last
+                report.created += outcome.created
+                report.updated += outcome.updated
+                touched_orgs.update(organisation_id for organisation_id, _ in outcome.touched)
+                if progress:  # in lines read, so that both passes fill the same bar
+                    done = report.lines * last // last_line
+                    progress(done - advanced)
+                    advanced = done
+            report.written_lines = report.last_line
+            if progress:
+                progress(report.lines - advanced)
+        if touched_orgs:
+            step = "refreshing usage"
+            with transaction.atomic():  # no import writes these jobs while their usage is recomputed
+                jobs_write_lock(touched_orgs)
+                usage_refresh_organisations(organisation_ids=sorted(touched_orgs))
+    except NotUTF8 as exc:
+        raise ImportAborted(str(exc), report) from None
+    except Exception as exc:  # whatever it is, the report must say what was written before it
+        raise ImportAborted(f"{step} failed: {_one_line(exc)}", report) from exc
     report.imported = True
     return report

@@ -3,6 +3,16 @@ from django.db.models import Q
 
 STANDARD_PLAN_NAME = "standard"
 
+# Upper bounds of a job's counts, enforced by the job validator (usage.validation) and by a check
+# constraint. A job is one recording: 31 days of audio is beyond any, and fits a 32-bit column.
+# Its tokens are bounded a hundred times above what 31 days of speech make (about 10 million).
+# So any sum of fewer than 9.2 billion jobs (2^63 / 10^9), an organisation's whole history
+# included, fits the 64-bit aggregate columns; and the PostgreSQL checksum
+# (usage.aggregation.checksum_check), which adds a job's counts times coefficients below 2^29 in
+# one 64-bit integer, needs audio + tokens below 2^34: here they stay below 2^31.
+MAX_AUDIO_DURATION_SECONDS = 31 * 24 * 60 * 60  # 2,678,400
+MAX_TOKENS = 10**9
+
 
 class PricingPlan(models.Model):
     """Prices per job and per 1,000 tokens, plus graduated monthly tiers (see ``PricingTier``)."""
@@ -102,6 +112,16 @@ class Job(models.Model):
                 & Q(transcription_tokens__gte=0)
                 & Q(note_tokens__gte=0),
                 name="job_counts_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(audio_duration_seconds__lte=MAX_AUDIO_DURATION_SECONDS)
+                & Q(transcription_tokens__lte=MAX_TOKENS)
+                & Q(note_tokens__lte=MAX_TOKENS),
+                name="job_counts_bounded",
+                violation_error_message=(
+                    f"A job has at most {MAX_AUDIO_DURATION_SECONDS:,} seconds of audio (31 days) "
+                    f"and at most {MAX_TOKENS:,} tokens of each kind."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(source="api", api_key__isnull=False) | Q(source="web", api_key__isnull=True),
