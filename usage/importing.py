@@ -7,7 +7,7 @@ import before anything is written. Each line is decoded with ``json_loads`` and 
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
@@ -100,32 +100,6 @@ def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     return text if len(text) <= 200 else text[:200] + "…"
-
-
-# The first key of the advisory locks of ``jobs_write_lock`` (the second is the organisation's).
-_JOB_WRITES_LOCK = 0x4A4F4253  # "JOBS"
-
-
-def jobs_write_lock(organisation_ids: Iterable[int]) -> None:
-    """Hold, until the current transaction ends, the right to write these organisations' jobs.
-
-    Two transactions that write the same jobs in different orders would each wait for a row the
-    other holds (a deadlock, on PostgreSQL); taking these locks first, in one fixed order, makes
-    the second writer wait for the first instead. Call inside ``transaction.atomic()`` before
-    writing jobs; every writer of jobs in bulk should. No-op on SQLite, which has one writer
-    at a time.
-    """
-    if connection.vendor != "postgresql":
-        return
-    # One int4 key per organisation (ids past 2^31 wrap; a shared key only serialises more).
-    keys = sorted({(pk + 2**31) % 2**32 - 2**31 for pk in organisation_ids})
-    if keys:
-        with connection.cursor() as cursor:
-            # unnest yields the keys in array order, so they are locked in that order.
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, key) FROM unnest(%s::int4[]) AS key",
-                [_JOB_WRITES_LOCK, keys],
-            )
 
 
 STAGE_ROWS = 5_000  # valid lines per insert into the staging table
@@ -245,11 +219,12 @@ def jobs_import_file(
                 last = min(first + WRITE_LINES - 1, last_line)
                 batch = (first - 1) // WRITE_LINES
                 step = f"writing the jobs of lines {first}-{last}"
-                with transaction.atomic():
-                    jobs_write_lock(staging.organisations.get(batch, ()))
-                    outcome = jobs_upsert_staged(
-                        table=STAGING_TABLE, lines=(first, last), repeats=batch in staging.repeats
-                    )
+                outcome = jobs_upsert_staged(
+                    table=STAGING_TABLE,
+                    lines=(first, last),
+                    organisation_ids=staging.organisations.get(batch, ()),
+                    repeats=batch in staging.repeats,
+                )
                 report.written_lines = last
                 report.created += outcome.created
                 report.updated += outcome.updated
@@ -263,9 +238,7 @@ def jobs_import_file(
                 progress(report.lines - advanced)
         if touched_orgs:
             step = "refreshing usage"
-            with transaction.atomic():  # no import writes these jobs while their usage is recomputed
-                jobs_write_lock(touched_orgs)
-                usage_refresh_organisations(organisation_ids=sorted(touched_orgs))
+            usage_refresh_organisations(organisation_ids=sorted(touched_orgs))
     except NotUTF8 as exc:
         raise ImportAborted(str(exc), report) from None
     except Exception as exc:  # whatever it is, the report must say what was written before it

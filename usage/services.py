@@ -19,6 +19,7 @@ from accounts.services import usage_version_bump
 from portal.errors import DomainError
 
 from .engine.derive import free_flags_sync, tier_ladder
+from .engine.locks import job_writes_lock
 from .engine.refresh import stale_months_mark, usage_mark_stale, usage_refresh
 from .models import STANDARD_PLAN_NAME, Job, PricingPlan, StaleMonth
 from .months import date_from_db, month_of
@@ -110,6 +111,7 @@ def jobs_upsert(*, jobs: Iterable[JobInput]) -> UpsertResult:
         result.touched.add((job.organisation_id, month_of(job.created_at)))
         rows.append((*_job_values(job, adapt_datetime, adapt_date), 1, False))
     with transaction.atomic():
+        job_writes_lock(organisation_ids={job.organisation_id for job in latest.values()})
         # One query finds the jobs that exist already, so their previous months are refreshed too
         # when a job moves. It filters on external_id alone (its own index) and matches the pairs
         # here: IN lists on both columns of the unique index make SQLite probe every combination.
@@ -165,14 +167,17 @@ def staged_job_rows(jobs: Iterable[tuple[int, JobInput]]) -> list[tuple]:
     return [(line, *_job_values(job, adapt_datetime, adapt_date)) for line, job in jobs]
 
 
-def jobs_upsert_staged(*, table: str, lines: tuple[int, int], repeats: bool = True) -> UpsertResult:
+def jobs_upsert_staged(
+    *, table: str, lines: tuple[int, int], organisation_ids: Iterable[int], repeats: bool = True
+) -> UpsertResult:
     """Upsert the jobs staged in ``table`` (see ``STAGED_COLUMNS``) on lines ``lines[0]..lines[1]``.
 
     The same rules as ``jobs_upsert``, applied by the database in one statement: a job keyed
     more than once gets the values of its last line and the position of its first. A caller
     that knows no job repeats within the lines passes ``repeats=False`` and saves the sorting
-    that rule needs. The months touched are marked stale in the same transaction; the caller
-    resolves them when done.
+    that rule needs. ``organisation_ids`` are the organisations of the staged lines (their job
+    writes are serialised). The months touched are marked stale in the same transaction; the
+    caller resolves them when done.
     """
     q = connection.ops.quote_name
     job_table = q(Job._meta.db_table)
@@ -181,6 +186,7 @@ def jobs_upsert_staged(*, table: str, lines: tuple[int, int], repeats: bool = Tr
     params = list(lines)
     result = UpsertResult()
     with transaction.atomic():
+        job_writes_lock(organisation_ids=organisation_ids)
         with connection.cursor() as cursor:
             # The jobs that exist already, so their previous months are refreshed too.
             cursor.execute(
@@ -244,9 +250,8 @@ def organisation_plan_set(*, organisation: Organisation, plan) -> Organisation:
     passed in already carries.
     """
     with transaction.atomic():
-        stored_plan_id = (
-            Organisation.objects.select_for_update().values_list("plan_id", flat=True).get(pk=organisation.pk)
-        )
+        locked = Organisation.objects.select_for_update(no_key=True)
+        stored_plan_id = locked.values_list("plan_id", flat=True).get(pk=organisation.pk)
         organisation.plan = plan
         Organisation.objects.filter(pk=organisation.pk).update(plan=plan)
         usage_version_bump(organisation_ids=[organisation.pk])
@@ -297,6 +302,7 @@ def job_save(*, job: Job) -> Job:
     if previous:
         touched.add(previous)
     with transaction.atomic():
+        job_writes_lock(organisation_ids=sorted({organisation_id for organisation_id, _ in touched}))
         job.save()
         stale_months_mark(touched)
     for organisation_id in sorted({organisation_id for organisation_id, _ in touched}):
@@ -308,6 +314,7 @@ def job_delete(*, job: Job) -> None:
     """Delete a job and refresh the usage of its month."""
     organisation_id, month = job.organisation_id, job.month
     with transaction.atomic():
+        job_writes_lock(organisation_ids=[organisation_id])
         job.delete()
         usage_mark_stale(organisation_id=organisation_id, months=[month])
     usage_refresh(organisation_id=organisation_id)

@@ -14,10 +14,11 @@ from django.db import DatabaseError, IntegrityError, connection
 from django.utils import timezone
 
 from accounts.services import api_key_create, organisation_create
-from tests.conftest import at, make_job, run_manage
+from tests.factories import at, make_job, run_manage
 from usage import importing
+from usage.engine.recompute import usage_recompute
 from usage.models import MAX_AUDIO_DURATION_SECONDS, MAX_TOKENS, Job, MonthlyUsage, StaleMonth
-from usage.services import jobs_upsert, usage_recompute
+from usage.services import jobs_upsert
 from usage.validation import (
     DuplicateFields,
     FieldError,
@@ -415,4 +416,4 @@ def test_two_imports_of_the_same_jobs_in_opposite_orders_both_finish(tmp_path):
     assert [sum(column) for column in zip(*row_sums, strict=True)] == [count, sum(range(count))]
     assert not StaleMonth.objects.exists()
     result = usage_recompute()
-    assert (result.rows_corrected, result.jobs_retiered, result.jobs_refreed) == (0, 0, 0)
+    assert (result.rows_corrected, result.jobs_retiered, result.free_flags_fixed) == (0, 0, 0)

@@ -90,7 +90,7 @@ def checksum_check(scope: Scope, *, second_tier_from: int | None) -> ChecksumChe
     """
     c = _Coefficients.draw()
     # A job: its counts are small enough to combine unreduced (audio is a 32-bit column; token
-    # counts past 2^32 may overflow, and the caller then falls back to the row diff).
+    # counts are bounded by MAX_TOKENS, 10^9 < 2^30, so every product fits in 64 bits).
     job = (
         f"1 + CASE WHEN j.has_transcript AND j.has_lrc THEN {c.completed} ELSE 0 END"
         f" + {c.audio}::int8 * j.audio_duration_seconds"

@@ -187,7 +187,8 @@ def usage_recompute(
     corrects nothing. Stale marks inside the scope are resolved as well.
     """
     with transaction.atomic():
-        organisations = Organisation.objects.select_for_update().order_by("pk")
+        # NO KEY UPDATE: writers may still reference these rows (stale marks) while we work.
+        organisations = Organisation.objects.select_for_update(no_key=True).order_by("pk")
         if organisation_ids is not None:
             organisations = organisations.filter(pk__in=organisation_ids)
         locked = list(organisations.values_list("pk", flat=True))
@@ -213,7 +214,7 @@ def _checksum_pass(scope: aggregation.Scope, second_tier_from: int | None) -> ch
             return checksum.checksum_check(scope, second_tier_from=second_tier_from)
     except DataError:  # a count beyond what the checksum's integers hold
         logger.warning(
-            "usage checksum unavailable (a stored row past 2^31 jobs or a job past 2^32 tokens); "
+            "usage checksum unavailable (a stored row past 2^31 jobs); "
             "comparing row by row"
         )
         return None

@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.models import Organisation
 from usage.models import StaleMonth
 
+from .locks import job_writes_lock
 from .recompute import RecomputeResult, recompute_after_writes
 
 OrgMonth = tuple[int, dt.date]
@@ -55,8 +56,13 @@ def usage_refresh_organisations(*, organisation_ids: Collection[int]) -> Recompu
     if not StaleMonth.objects.filter(organisation_id__in=organisation_ids).exists():
         return None
     with transaction.atomic():
-        # Serialise recomputes of an organisation; writers never wait on this lock.
-        locked = Organisation.objects.select_for_update().filter(pk__in=organisation_ids).order_by("pk")
+        # No job of these organisations is written while their usage is recomputed (the writers'
+        # lock, taken first, in one order), and recomputes of an organisation are serialised by a
+        # lock on its row that still lets writers reference it (NO KEY UPDATE).
+        job_writes_lock(organisation_ids=organisation_ids)
+        locked = (
+            Organisation.objects.select_for_update(no_key=True).filter(pk__in=organisation_ids).order_by("pk")
+        )
         list(locked.values_list("pk"))
         marks = StaleMonth.objects.filter(organisation_id__in=organisation_ids)
         # Exactly the marks seen now are deleted at the end, so one added meanwhile survives. An
