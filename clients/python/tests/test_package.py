@@ -1,6 +1,7 @@
 """The package as installed: typed, one runtime dependency, a console script."""
 
 import importlib.metadata
+import os
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,8 @@ def distribution():
     try:
         return importlib.metadata.distribution("usage-portal-client")
     except importlib.metadata.PackageNotFoundError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI installs usage-portal-client from requirements.txt, yet it is not installed")
         pytest.skip("usage-portal-client is not installed (pip install ./clients/python)")
 
 
