@@ -394,10 +394,11 @@ def main(argv: list[str] | None = None) -> int:
     for benchmark in selected:
         function = functions[benchmark.name]
         if function is None or vendor not in benchmark.vendors:
+            command = "make bench" if "sqlite" in benchmark.vendors else "make bench-pg"
             note = (
                 f"{benchmark.module} not present"
                 if function is None
-                else f"a {'/'.join(benchmark.vendors)} budget: measured by `make bench`"
+                else f"a {'/'.join(benchmark.vendors)} budget: measured by `{command}`"
             )
             figures.extend(
                 Figure(name, None, budget=budget, note=note, group=benchmark.name)
