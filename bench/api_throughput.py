@@ -1,6 +1,7 @@
 """HTTP throughput of the portal's API against a bare DRF endpoint (the anchor), measured with wrk.
 
-    make bench-pg BENCH_ARGS="--only api --scale small"     # about 2 minutes once the data exist
+    make bench-pg BENCH_ARGS="--only api --scale small"   # 5 s runs: about 1½ minutes
+    make bench-pg BENCH_ARGS="--only api"                 # 10 s runs: about 2½ minutes
 
 Two gunicorn servers run side by side on loopback with the same settings (2 sync workers, the
 benchmark database, the Redis cache at ``BENCH_CACHE_URL``, default ``redis://127.0.0.1:6379/3``,
@@ -110,6 +111,8 @@ class Load:
 
 @dataclass
 class Measured:
+    """An endpoint and its loads, one per round."""
+
     endpoint: Endpoint
     loads: list[Load] = field(default_factory=list)
 
@@ -128,7 +131,7 @@ def ensure_wrk() -> str:
     if found:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        log("wrk is not installed: apt-get update && apt-get install -y wrk")
+        log("wrk is not installed: installing it (apt-get update && apt-get install -y wrk)")
         environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
             if subprocess.run(command, env=environment, check=False).returncode != 0:
