@@ -377,7 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     vendor, version = vendor_info()
     machine = machine_info()
     log(f"{vendor} {version}, {machine['cores']} cores, scale {args.scale} ({jobs:,} jobs)")
-    needs_dataset = any(benchmark.needs_dataset and functions[benchmark.name] for benchmark in selected)
+    needs_dataset = any(
+        benchmark.needs_dataset and functions[benchmark.name] and vendor in benchmark.vendors
+        for benchmark in selected
+    )
     if any(functions[b.name] for b in selected if b.module != "bench.engine"):
         from django.conf import settings
         from django.core.management import call_command
