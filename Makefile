@@ -27,6 +27,8 @@ lint: $(STAMP)
 
 # Benchmarks (bench/README.md): extra tools pinned in bench/requirements.txt; BENCH_ARGS passes
 # options through, e.g. `make bench BENCH_ARGS="--scale small"` or `BENCH_ARGS="--only report"`.
+# bench-pg's HTTP benchmark (`--only api`) drives wrk, installed with apt-get when run as root,
+# and a Redis cache at $BENCH_CACHE_URL (default redis://127.0.0.1:6379/3).
 $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	@touch $(BENCH_STAMP)

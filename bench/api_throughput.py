@@ -1,186 +1,200 @@
-"""Throughput of GET /usage (12 months) against a minimal authenticated endpoint, under gunicorn.
+"""HTTP throughput of the portal's API against a bare DRF endpoint (the anchor), measured with wrk.
 
-Usage (from the project root; the database must be reachable, it is created when missing):
+    make bench-pg BENCH_ARGS="--only api --scale small"   # 5 s runs: about 1½ minutes
+    make bench-pg BENCH_ARGS="--only api"                 # 10 s runs: about 2½ minutes
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal_api_bench \\
-    CACHE_URL=redis://127.0.0.1:6379/3 .venv/bin/python bench/api_throughput.py
+Two gunicorn servers run side by side on loopback with the same settings (2 sync workers, the
+benchmark database, the Redis cache at ``BENCH_CACHE_URL``, default ``redis://127.0.0.1:6379/3``,
+throttling lifted): the portal, and the anchor (``bench/anchor/``), a minimal DRF view that checks
+the Bearer key exactly as the portal does with one indexed lookup in the portal's own key table.
+wrk loads each endpoint of ``endpoints()`` in turn with 16 connections, round after round (the
+order rotates each round), and the figures are medians over the rounds; a ratio is the median of
+the per-round ratios, the two sides having run a few seconds apart.
 
-What it does, all on loopback and bounded in time:
-1. migrates the database and loads one organisation with 12 months of jobs and 5 keys through
-   the services (idempotent: a second run reuses the jobs), plus a fresh key for this run;
-2. measures the API-call counter on its own: one key's row incremented by 16 threads at once,
-   to show how long requests of one key queue on that row (one statement each);
-3. starts gunicorn (2 sync workers) on a free port with a random SECRET_KEY and throttling
-   lifted, and runs wrk (or, without wrk, a Python thread pool) for --duration seconds with
-   --connections connections against /api/v1/ping, then against /usage?start_month=..&end_month=..;
-4. prints requests/s, p50 and p99 of both, the ratio (budget: /usage >= 0.7 x ping), and checks
-   that the server counted every request as an API call.
+Every request carries a key created for the run in the data set's largest organisation and
+deleted afterwards with its call counts, so the data set is left as it was found. The cached
+``/usage`` bodies of that organisation are deleted from the cache first: another database using
+the same Redis database could have left a body under the same key.
+
+An endpoint that answers 404 when probed is not served yet: it is listed as n/a and skipped. To
+measure one more endpoint, add an ``Endpoint`` to ``endpoints()``; a request with a body goes
+through a Lua script (``wrk_script``). Ingestion (``POST /api/v1/ingest/jobs``) will take a
+service key, not a customer key, and write a job that the run must then remove: its entry needs
+both when that endpoint exists (until then it answers 404 and is skipped).
 """
 
-import argparse
-import concurrent.futures
-import datetime as dt
+import json
 import os
 import re
-import secrets
 import shutil
 import socket
-import statistics
 import subprocess
-import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
+
+from .common import Context, Figure, at_least, at_most, log, median
 
 ROOT = Path(__file__).resolve().parent.parent
-ORG_ID = "org_apibench"
-JOBS_PER_MONTH = 1500  # crosses the standard plan's tier2 (rank 1,001) every month
-MONTHS = 12
-KEYS = 5
-LANGUAGES = ["Hindi", "Tamil", "Telugu", "Punjabi", "Bengali"]
+DEFAULT_CACHE_URL = "redis://127.0.0.1:6379/3"
+WRK_INSTALL = "sudo apt-get update && sudo apt-get install -y wrk"
+CONNECTIONS = 16
+WORKERS = 2
+SECONDS_PER_RUN = {"full": 10, "small": 5}
+WARMUP_SECONDS = 2
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=20, help="seconds per endpoint (default 20)")
-    parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (default 2)")
-    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
-    return parser.parse_args()
+@dataclass(frozen=True)
+class Endpoint:
+    """One request to load: ``method`` ``path`` on ``server`` ("portal" or "anchor"), with the
+    run's key as Bearer token and, when given, ``body`` as JSON. ``slug`` names it for the ratios;
+    ``name`` is its line in the table."""
+
+    slug: str
+    name: str
+    path: str
+    method: str = "GET"
+    body: dict | None = None
+    server: str = "portal"
 
 
-def ensure_database(url: str) -> None:
-    """Create the PostgreSQL database named in ``url`` if it does not exist."""
-    parsed = urlparse(url)
-    if not parsed.scheme.startswith("postgres"):
-        return
-    import psycopg
-
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            connection.execute(f'CREATE DATABASE "{name}"')
-
-
-def setup_django(environment: dict[str, str]) -> None:
-    os.environ.update(environment)
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    import django
-
-    django.setup()
-
-
-def prepare_data() -> tuple[str, str, str]:
-    """The organisation's jobs and keys, and a new key for this run; returns (key, start, end)."""
-    from django.core.management import call_command
-
-    from accounts.models import ApiKey, Organisation
-    from accounts.services import api_key_create, organisation_create
-    from usage.engine.refresh import usage_refresh
-    from usage.months import add_months, current_month, format_month
-    from usage.services import JobInput, jobs_upsert
-
-    call_command("migrate", verbosity=0, interactive=False)
-    organisation = Organisation.objects.filter(org_id=ORG_ID).first() or organisation_create(
-        name="API benchmark", org_id=ORG_ID
-    )
-    keys = []
-    for index in range(KEYS):
-        name = f"bench key {index + 1}"
-        existing = ApiKey.objects.filter(organisation=organisation, name=name).first()
-        keys.append(existing or api_key_create(organisation=organisation, name=name).api_key)
-
-    end = current_month()
-    start = add_months(end, -(MONTHS - 1))
-    now = dt.datetime.now(dt.UTC)
-    jobs = []
-    for offset in range(MONTHS):
-        month = add_months(start, offset)
-        first = dt.datetime(month.year, month.month, 1, tzinfo=dt.UTC)
-        # Spread the month's jobs over its first 20 days, or up to now for the current month.
-        span = min(dt.timedelta(days=20), max(now - first, dt.timedelta(minutes=1)))
-        step = span / JOBS_PER_MONTH
-        for index in range(JOBS_PER_MONTH):
-            key = keys[index % (KEYS + 1)] if index % (KEYS + 1) < KEYS else None
-            jobs.append(
-                JobInput(
-                    organisation_id=organisation.pk,
-                    api_key_id=key.pk if key else None,
-                    external_id=f"bench-{format_month(month)}-{index}",
-                    created_at=first + step * index,
-                    language=LANGUAGES[index % len(LANGUAGES)],
-                    audio_duration_seconds=60 + index % 600,
-                    status="completed" if index % 17 else "failed",
-                    has_transcript=index % 17 != 0,
-                    has_lrc=index % 13 != 0,
-                    transcription_tokens=100 + index % 900,
-                    note_tokens=50 + index % 450,
-                )
-            )
-    for batch in range(0, len(jobs), 5000):
-        jobs_upsert(jobs=jobs[batch : batch + 5000])
-    usage_refresh(organisation_id=organisation.pk)
-    run_key = api_key_create(organisation=organisation, name=f"bench run {secrets.token_hex(4)}")
-    return run_key.plaintext, format_month(start), format_month(end)
-
-
-def measure_counter(threads: int = 16, per_thread: int = 200) -> dict[str, dict]:
-    """Latency of the call counter's statement: alone, then from ``threads`` threads at once on
-    one key's row (requests of one key queue there), then on ``threads`` keys of the organisation
-    (they should not queue at all). Each scenario also checks the count is exact.
-    """
-    from django.db import connection
-
-    from accounts.models import Organisation
-    from accounts.services import api_key_create
-    from usage.api.calls import api_call_record
-    from usage.models import ApiCallCount
-
-    organisation = Organisation.objects.get(org_id=ORG_ID)
-
-    def probe_key():
-        return api_key_create(organisation=organisation, name=f"counter probe {secrets.token_hex(4)}").api_key
-
-    def worker(api_key) -> list[float]:
-        latencies = []
-        try:
-            for _ in range(per_thread):
-                started = time.perf_counter()
-                api_call_record(api_key=api_key, now=dt.datetime.now(dt.UTC))
-                latencies.append(time.perf_counter() - started)
-        finally:
-            connection.close()
-        return latencies
-
-    def scenario(keys: list) -> dict:
-        started = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(keys)) as pool:
-            results = list(pool.map(worker, keys))
-        elapsed = time.perf_counter() - started
-        latencies = [latency for batch in results for latency in batch]
-        counted = sum(ApiCallCount.objects.filter(api_key__in=set(keys)).values_list("calls", flat=True))
-        return {
-            "p50_ms": statistics.median(latencies) * 1000,
-            "p99_ms": percentile(latencies, 99) * 1000,
-            "per_s": len(latencies) / elapsed,
-            "counted": counted,
-            "expected": len(latencies),
-        }
-
-    one_key = probe_key()
-    return {
-        "alone": scenario([probe_key()]),
-        f"{threads} threads, one key": scenario([one_key] * threads),
-        f"{threads} threads, {threads} keys": scenario([probe_key() for _ in range(threads)]),
+def endpoints(*, org_id: str, start_month: str, end_month: str) -> list[Endpoint]:
+    """What the benchmark loads, the anchor first (the ratios are to it)."""
+    item = {
+        "org_id": org_id,
+        "external_id": "bench-api-ingest",
+        "api_key": None,
+        "created_at": f"{end_month}-01T00:00:00Z",
+        "language": "Hindi",
+        "audio_duration_seconds": 60,
+        "status": "completed",
+        "has_transcript": True,
+        "has_lrc": True,
+        "transcription_tokens": 100,
+        "note_tokens": 50,
     }
+    return [
+        Endpoint("anchor", "anchor: bare DRF view, key lookup + HMAC", "/anchor", server="anchor"),
+        Endpoint("ping", "GET /api/v1/ping", "/api/v1/ping"),
+        Endpoint(
+            "usage",
+            f"GET /usage {start_month}..{end_month} (cached body)",
+            f"/usage?start_month={start_month}&end_month={end_month}",
+        ),
+        Endpoint("all_time", "GET /api/v1/usage", "/api/v1/usage"),
+        Endpoint("jobs", f"GET /api/v1/jobs?month={end_month}", f"/api/v1/jobs?month={end_month}"),
+        Endpoint(
+            "ingest", "POST /api/v1/ingest/jobs (1 item)", "/api/v1/ingest/jobs", "POST", {"jobs": [item]}
+        ),
+    ]
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+@dataclass
+class Load:
+    """What wrk reported for one run of one endpoint, plus the CPU the servers spent on it."""
+
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    failures: int  # non-2xx/3xx answers and socket errors
+    cpu_ms_per_request: float = 0.0
+
+
+@dataclass
+class Measured:
+    """An endpoint and its loads, one per round."""
+
+    endpoint: Endpoint
+    loads: list[Load] = field(default_factory=list)
+
+    def median_of(self, attribute: str) -> float:
+        return median([getattr(load, attribute) for load in self.loads])
+
+
+# --- wrk ----------------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    """The path of wrk; installed with apt-get when missing and running as root, else an error
+    that gives the command. There is no other load generator: a Python one shares the CPU with
+    the servers it measures, and its figures do not compare with wrk's."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log("wrk is not installed: installing it (apt-get update && apt-get install -y wrk)")
+        environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+            if subprocess.run(command, env=environment, check=False).returncode != 0:
+                break
+        found = shutil.which("wrk")
+        if found:
+            return found
+    raise RuntimeError(f"the HTTP benchmark needs wrk, which is not installed: run `{WRK_INSTALL}`")
+
+
+def wrk_script(endpoint: Endpoint, directory: Path) -> Path | None:
+    """A Lua script in ``directory`` that makes wrk send ``endpoint``'s method and JSON body
+    (None for a GET without a body: wrk's default request)."""
+    if endpoint.method == "GET" and endpoint.body is None:
+        return None
+    body = json.dumps(endpoint.body) if endpoint.body is not None else ""
+    level = 0
+    while f"]{'=' * level}]" in body:  # a Lua long string may hold anything but its own closer
+        level += 1
+    path = directory / f"{endpoint.slug}.lua"
+    path.write_text(
+        f'wrk.method = "{endpoint.method}"\n'
+        f"wrk.body = [{'=' * level}[{body}]{'=' * level}]\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return path
+
+
+def run_wrk(wrk: str, url: str, *, key: str, seconds: int, script: Path | None) -> Load:
+    """One wrk run: one thread (the servers need the cores), ``CONNECTIONS`` connections."""
+    command = [
+        wrk,
+        "--threads=1",
+        f"--connections={CONNECTIONS}",
+        f"--duration={seconds}s",
+        "--timeout=10s",
+        "--latency",
+        "--header",
+        f"Authorization: Bearer {key}",
+    ]
+    if script is not None:
+        command += ["--script", str(script)]
+    output = subprocess.run(
+        [*command, url], capture_output=True, text=True, timeout=seconds + 60, check=True
+    ).stdout
+    return parse_wrk(output)
+
+
+def parse_wrk(output: str) -> Load:
+    """The figures of wrk's ``--latency`` report."""
+
+    def latency_ms(percent: str) -> float:
+        value, unit = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return Load(
+        requests_per_s=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        p50_ms=latency_ms("50"),
+        p99_ms=latency_ms("99"),
+        requests=int(re.search(r"(\d+) requests in", output).group(1)),
+        failures=(int(non_2xx.group(1)) if non_2xx else 0)
+        + (sum(int(count) for count in socket_errors.groups()) if socket_errors else 0),
+    )
+
+
+# --- Servers ------------------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -189,90 +203,52 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int, environment: dict[str, str]) -> subprocess.Popen:
+def start_gunicorn(
+    context: Context, application: str, environment: dict[str, str]
+) -> tuple[subprocess.Popen, str]:
+    """gunicorn serving ``application`` on a free loopback port; returns (process, base URL).
+
+    Without its control socket: every gunicorn would otherwise share ~/.gunicorn/gunicorn.ctl,
+    the two servers of a run as well as any other on the machine."""
+    port = free_port()
     command = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "portal.wsgi:application",
-        "--workers",
-        str(workers),
-        "--worker-class",
-        "sync",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
+        str(Path(context.python).parent / "gunicorn"),
+        application,
+        f"--workers={WORKERS}",
+        "--worker-class=sync",
+        f"--bind=127.0.0.1:{port}",
+        "--log-level=warning",
+        "--no-control-socket",
     ]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **environment})
+    process = subprocess.Popen(command, cwd=ROOT, env=environment)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process
+                return process, f"http://127.0.0.1:{port}"
         except OSError:
             if process.poll() is not None:
-                raise SystemExit("gunicorn exited during start-up") from None
+                raise RuntimeError(f"gunicorn {application} exited during start-up") from None
             time.sleep(0.2)
     process.terminate()
-    raise SystemExit("gunicorn did not start within 30 s")
+    raise RuntimeError(f"gunicorn {application} did not start within 30 s")
 
 
-def run_wrk(url: str, key: str, duration: int, connections: int) -> dict:
-    command = [
-        "wrk",
-        f"--threads={min(2, connections)}",
-        f"--connections={connections}",
-        f"--duration={duration}s",
-        "--timeout=10s",
-        "--latency",
-        "--header",
-        f"Authorization: Bearer {key}",
-        url,
-    ]
-    output = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60, check=True).stdout
-
-    def latency(label: str) -> float:
-        value, unit = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {
-        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50_ms": latency("50"),
-        "p99_ms": latency("99"),
-        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
-        "errors": int(non_2xx.group(1)) if non_2xx else 0,
-    }
+def probe(url: str, endpoint: Endpoint, key: str) -> tuple[int, str]:
+    """One request: (status, start of the body)."""
+    data = json.dumps(endpoint.body).encode() if endpoint.body is not None else None
+    request = urllib.request.Request(url, data=data, method=endpoint.method)
+    request.add_header("Authorization", f"Bearer {key}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read(200).decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(200).decode(errors="replace")
 
 
-def run_python_load(url: str, key: str, duration: int, connections: int) -> dict:
-    """A bounded thread-pool load generator, for machines without wrk (it shares the CPU)."""
-    import requests
-
-    deadline = time.monotonic() + duration
-
-    def client() -> tuple[list[float], int]:
-        latencies, errors = [], 0
-        with requests.Session() as session:
-            session.headers["Authorization"] = f"Bearer {key}"
-            while time.monotonic() < deadline:
-                started = time.perf_counter()
-                response = session.get(url, timeout=10)
-                latencies.append(time.perf_counter() - started)
-                errors += response.status_code != 200
-        return latencies, errors
-
-    started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=connections) as pool:
-        results = list(pool.map(lambda _: client(), range(connections)))
-    elapsed = time.monotonic() - started
-    latencies = [latency for batch, _ in results for latency in batch]
-    return {
-        "requests_per_s": len(latencies) / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
-        "requests": len(latencies),
-        "errors": sum(errors for _, errors in results),
-    }
+# --- CPU accounting -----------------------------------------------------------------------------
 
 
 def child_pids(parent: int) -> list[int]:
@@ -290,11 +266,9 @@ def child_pids(parent: int) -> list[int]:
 
 
 def database_backend_pids() -> list[int]:
-    """PostgreSQL server processes serving other connections to the benchmark database."""
+    """The PostgreSQL server processes of the other connections to the benchmark database."""
     from django.db import connection
 
-    if connection.vendor != "postgresql":
-        return []
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -302,131 +276,195 @@ def database_backend_pids() -> list[int]:
         return [pid for (pid,) in cursor.fetchall()]
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of ``pids`` so far (processes that are gone count as 0)."""
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each of ``pids`` that still runs."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    seconds = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
 
 
-def calls_of_key(key: str) -> int:
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two snapshots. A process that started in between counts whole; one
+    that ended counts nothing (a worker's database connection is replaced after CONN_MAX_AGE)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+# --- The benchmark ------------------------------------------------------------------------------
+
+
+def seconds_per_run(context: Context) -> int:
+    return SECONDS_PER_RUN["small" if context.quick else "full"]
+
+
+def clear_cached_bodies(cache_url: str, organisation_pk: int) -> None:
+    """Check the cache answers, and delete the organisation's cached ``/usage`` bodies."""
+    import redis
+
+    client = redis.Redis.from_url(cache_url, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise RuntimeError(
+            f"the cache at {cache_url} does not answer ({error}); set BENCH_CACHE_URL"
+        ) from None
+    for name in client.scan_iter(match=f"*usage-body:{organisation_pk}:*"):
+        client.delete(name)
+
+
+def measure(
+    context: Context,
+    wrk: str,
+    targets: list[tuple[Endpoint, str]],
+    key: str,
+    servers: dict[str, subprocess.Popen],
+) -> tuple[list[Measured], int]:
+    """Warm every endpoint up, then ``context.repeat`` rounds in which each endpoint runs once,
+    starting one endpoint later each round. Returns the loads and the API calls the portal counted
+    during the rounds."""
+    seconds = seconds_per_run(context)
+    results = [Measured(endpoint) for endpoint, _ in targets]
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as directory:
+        scripts = [wrk_script(endpoint, Path(directory)) for endpoint, _ in targets]
+        for (_, url), script in zip(targets, scripts, strict=True):
+            run_wrk(wrk, url, key=key, seconds=WARMUP_SECONDS, script=script)
+        calls_before = _calls_of(key)
+        for round_index in range(context.repeat):
+            log(f"  api round {round_index + 1} of {context.repeat} ({len(targets)} × {seconds} s)")
+            for step in range(len(targets)):
+                index = (round_index + step) % len(targets)
+                (endpoint, url), script = targets[index], scripts[index]
+                server = servers[endpoint.server].pid
+                before = cpu_by_pid(child_pids(server) + database_backend_pids())
+                load = run_wrk(wrk, url, key=key, seconds=seconds, script=script)
+                after = cpu_by_pid(child_pids(server) + database_backend_pids())
+                load.cpu_ms_per_request = cpu_used(before, after) / max(1, load.requests) * 1000
+                results[index].loads.append(load)
+    return results, _calls_of(key) - calls_before
+
+
+def _calls_of(key: str) -> int:
+    """The API calls counted for ``key`` so far."""
     from accounts.keys import parse_lookup
     from usage.models import ApiCallCount
 
-    return sum(ApiCallCount.objects.filter(api_key__lookup=parse_lookup(key)).values_list("calls", flat=True))
+    counts = ApiCallCount.objects.filter(api_key__lookup=parse_lookup(key)).values_list("calls", flat=True)
+    return sum(counts)
 
 
-def main() -> None:
-    args = parse_args()
-    database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_api_bench")
-    environment = {
-        "DATABASE_URL": database_url,
-        "DEBUG": "False",
-        "SECRET_KEY": secrets.token_urlsafe(64),
-        "API_THROTTLE_RATE": "1000000000/min",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONWARNINGS": "ignore::UserWarning",  # whitenoise: no collected static files; irrelevant here
-    }
-    if os.environ.get("CACHE_URL"):
-        environment["CACHE_URL"] = os.environ["CACHE_URL"]
-    ensure_database(database_url)
-    setup_django(environment)
-    from django.db import connection
+def run(context: Context) -> list[Figure]:
+    """The anchor, ping, ``/usage`` and ``/api/v1/usage`` under the same load, and the ratios."""
+    from accounts.models import Organisation
+    from accounts.services import api_key_create
 
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the run")
-    print(f"database: {connection.vendor} {urlparse(database_url).path.lstrip('/')}")
-    print(f"cache: {environment.get('CACHE_URL', 'local memory (per process)')}")
-    started = time.monotonic()
-    key, start_month, end_month = prepare_data()
-    print(f"data: {MONTHS} months x {JOBS_PER_MONTH} jobs, {KEYS} keys ({time.monotonic() - started:.1f} s)")
-
-    print("call counter (one INSERT ... ON CONFLICT DO UPDATE per call, autocommit):")
-    for name, figures in measure_counter().items():
-        print(
-            f"  {name:<24} p50 {figures['p50_ms']:6.2f} ms   p99 {figures['p99_ms']:6.2f} ms   "
-            f"{figures['per_s']:6.0f} calls/s   counted {figures['counted']} of {figures['expected']}"
-        )
-    connection.close()
-
-    loadgen = args.loadgen
-    if loadgen == "auto":
-        loadgen = "wrk" if shutil.which("wrk") else "python"
-    runner = run_wrk if loadgen == "wrk" else run_python_load
-    port = free_port()
-    server = start_gunicorn(port, args.workers, environment)
-    base = f"http://127.0.0.1:{port}"
-    endpoints = {
-        "minimal (/api/v1/ping)": f"{base}/api/v1/ping",
-        f"/usage {start_month}..{end_month}": f"{base}/usage?start_month={start_month}&end_month={end_month}",
-    }
-    results = {}
+    wrk = ensure_wrk()
+    dataset = context.dataset
+    cache_url = os.environ.get("BENCH_CACHE_URL", DEFAULT_CACHE_URL)
+    clear_cached_bodies(cache_url, dataset.big.pk)
+    organisation = Organisation.objects.get(pk=dataset.big.pk)
+    created = api_key_create(organisation=organisation, name=f"bench api run {time.time_ns()}")
+    environment = context.subprocess_env(
+        CACHE_URL=cache_url, API_THROTTLE_RATE="1000000000/min", LOG_LEVEL="ERROR"
+    )
+    servers: dict[str, subprocess.Popen] = {}
     try:
-        import requests
-
-        for url in endpoints.values():
-            for _ in range(20):  # warm every worker's connection and caches
-                response = requests.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
-                assert response.status_code == 200, response.text
-        warm_calls = calls_of_key(key)
-        sent = 0
-        for name, url in endpoints.items():
-            app_pids, database_pids = child_pids(server.pid), database_backend_pids()
-            app_before, database_before = cpu_seconds(app_pids), cpu_seconds(database_pids)
-            results[name] = runner(url, key, args.duration, args.connections)
-            served = max(1, results[name]["requests"])
-            results[name]["app_cpu_ms"] = (cpu_seconds(app_pids) - app_before) / served * 1000
-            results[name]["database_cpu_ms"] = (cpu_seconds(database_pids) - database_before) / served * 1000
-            sent += results[name]["requests"]
+        servers["portal"], portal_url = start_gunicorn(context, "portal.wsgi:application", environment)
+        servers["anchor"], anchor_url = start_gunicorn(
+            context,
+            "bench.anchor.wsgi:application",
+            {**environment, "DJANGO_SETTINGS_MODULE": "bench.anchor.settings"},
+        )
+        bases = {"portal": portal_url, "anchor": anchor_url}
+        start_month, end_month = dataset.report_months
+        targets, skipped = [], []
+        for endpoint in endpoints(org_id=dataset.big.org_id, start_month=start_month, end_month=end_month):
+            url = bases[endpoint.server] + endpoint.path
+            status, body = probe(url, endpoint, created.plaintext)
+            if 200 <= status < 300:
+                targets.append((endpoint, url))
+            elif endpoint.slug == "anchor":
+                raise RuntimeError(f"the anchor answered {status}: {body[:120]}")
+            else:
+                skipped.append((endpoint, status, body))
+        measured, calls = measure(context, wrk, targets, created.plaintext, servers)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for process in servers.values():
+            process.terminate()
+        for process in servers.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        created.api_key.delete()  # with its call counts (cascade)
+    return figures(context, measured, skipped, calls)
 
-    print(
-        f"load: {loadgen}, {args.connections} connections, {args.duration} s per endpoint, "
-        f"gunicorn {args.workers} sync workers"
+
+def _ratio(side: Measured, reference: Measured, attribute: str) -> float:
+    """The median over rounds of ``side``'s figure ÷ ``reference``'s in the same round."""
+    return median(
+        [
+            getattr(mine, attribute) / getattr(theirs, attribute)
+            for mine, theirs in zip(side.loads, reference.loads, strict=True)
+        ]
     )
-    for name, figures in results.items():
-        print(
-            f"  {name:<32} {figures['requests_per_s']:8.0f} req/s   p50 {figures['p50_ms']:6.2f} ms   "
-            f"p99 {figures['p99_ms']:6.2f} ms   ({figures['requests']} requests, {figures['errors']} non-2xx)"
+
+
+# The budgeted ratios: (name, side, reference, figure, at_least or at_most, limit).
+RATIOS = (
+    ("ping ÷ anchor, req/s (#13)", "ping", "anchor", "requests_per_s", at_least, 0.8),
+    ("/usage ÷ anchor, req/s (#13)", "usage", "anchor", "requests_per_s", at_least, 0.7),
+    ("/usage ÷ anchor, p99 (#13)", "usage", "anchor", "p99_ms", at_most, 3.0),
+    ("/usage ÷ ping, req/s (#4)", "usage", "ping", "requests_per_s", at_least, 0.7),
+)
+
+
+def figures(context: Context, measured: list[Measured], skipped: list[tuple], calls: int) -> list[Figure]:
+    """One line per endpoint (req/s; p50, p99 and CPU per request in the notes), the ratios, and
+    the API calls the portal counted."""
+    by_slug = {result.endpoint.slug: result for result in measured}
+    anchor = by_slug["anchor"]
+    out = []
+    for result in measured:
+        rates = [load.requests_per_s for load in result.loads]
+        note = (
+            f"p50 {result.median_of('p50_ms'):.1f} ms, p99 {result.median_of('p99_ms'):.1f} ms; "
+            f"{min(rates):,.0f}–{max(rates):,.0f} req/s in {len(rates)} rounds; "
+            f"CPU {result.median_of('cpu_ms_per_request'):.1f} ms/request (gunicorn + PostgreSQL)"
         )
-    for name, figures in results.items():
-        print(
-            f"  {name:<32} CPU per request: gunicorn {figures['app_cpu_ms']:.2f} ms + "
-            f"PostgreSQL {figures['database_cpu_ms']:.2f} ms"
+        failures = sum(load.failures for load in result.loads)
+        if failures:
+            note += f"; {failures:,} failed requests"
+        out.append(Figure(result.endpoint.name, round(median(rates)), "req/s", note=note))
+    for endpoint, status, body in skipped:
+        if status == 404:
+            out.append(Figure(endpoint.name, None, note="answers 404: not served yet, skipped"))
+        else:
+            out.append(Figure(endpoint.name, None, passed=False, note=f"answers {status}: {body[:100]}"))
+    for name, side, reference, attribute, check, limit in RATIOS:
+        budget = f"{'≥' if check is at_least else '≤'} {limit:.1f}×"
+        if side not in by_slug or reference not in by_slug:
+            out.append(Figure(name, None, budget=budget, note="not measured"))
+            continue
+        value = _ratio(by_slug[side], by_slug[reference], attribute)
+        note = f"median of {len(anchor.loads)} per-round ratios"
+        out.append(Figure(name, round(value, 2), "×", budget, check(value, limit), note=note))
+    served = sum(
+        load.requests for result in measured if result.endpoint.server == "portal" for load in result.loads
+    )
+    out.append(
+        Figure(
+            "API calls counted by the portal during the timed runs",
+            calls,
+            "calls",
+            note=f"wrk completed {served:,} (a request in flight when a run ends is counted, not completed); "
+            f"wrk 1 thread, {CONNECTIONS} connections, {seconds_per_run(context)} s a run; "
+            f"gunicorn {WORKERS} sync workers each",
         )
-    minimal, usage = (figures["requests_per_s"] for figures in results.values())
-    ratio = usage / minimal
-    print(f"ratio /usage : minimal = {ratio:.2f} (budget >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})")
-    cpu_minimal, cpu_usage = (
-        figures["app_cpu_ms"] + figures["database_cpu_ms"] for figures in results.values()
     )
-    print(
-        f"ratio of CPU cost per request (minimal / usage) = {cpu_minimal / cpu_usage:.2f} "
-        "(what the throughput ratio tends to on an otherwise idle, CPU-bound machine)"
-    )
-    counted = calls_of_key(key) - warm_calls
-    print(f"API calls counted during the load: {counted} (the load generator completed {sent})")
-    print(
-        f"load average after the run: {os.getloadavg()[0]:.2f} (other work on the machine skews every figure)"
-    )
-    retire_run_keys()
-
-
-def retire_run_keys() -> None:
-    """Revoke this run's keys, so the organisation keeps only its 5 keys in use."""
-    from accounts.models import ApiKey
-
-    ApiKey.objects.filter(organisation__org_id=ORG_ID, revoked_at__isnull=True).exclude(
-        name__startswith="bench key "
-    ).update(revoked_at=dt.datetime.now(dt.UTC))
-
-
-if __name__ == "__main__":
-    main()
+    return out

@@ -1,8 +1,8 @@
 """Adapters that run the stand-alone benchmark scripts in a child process and read their figures.
 
-``api_throughput.py``, ``page_render.py`` and ``admin_changelist.py`` are complete programs of
-their own (each with its options, see their docstrings); the harness runs them as they are and
-turns the lines they print into ``Figure`` rows, so there is one way to run each measurement.
+``page_render.py`` and ``admin_changelist.py`` are complete programs of their own (each with its
+options, see their docstrings); the harness runs them as they are and turns the lines they print
+into ``Figure`` rows, so there is one way to run each measurement.
 """
 
 import re
@@ -41,37 +41,6 @@ def _run(context: Context, script: str, args: list[str], env: dict[str, str], ti
 def _unavailable(name: str, budget: str, output: str) -> list[Figure]:
     tail = output.strip().splitlines()[-1] if output.strip() else "no output"
     return [Figure(name=name, value=None, budget=budget, note=f"could not read the figure: {tail[:120]}")]
-
-
-def run_api_throughput(context: Context) -> list[Figure]:
-    """``/usage`` (12 months) against ``/api/v1/ping`` under gunicorn with a loopback load."""
-    name, budget = "/usage throughput ÷ minimal DRF endpoint (gunicorn, loopback)", "≥ 0.7×"
-    database = _database_beside(context, "api")
-    output = _run(
-        context,
-        "api_throughput.py",
-        ["--duration", "20", "--connections", "16", "--workers", "2"],
-        {"DATABASE_URL": database},
-        timeout=600,
-    )
-    ratio = re.search(r"ratio /usage : minimal = ([0-9.]+)", output)
-    usage = re.search(r"/usage \S+\s+(\d+) req/s\s+p50\s+([0-9.]+) ms\s+p99\s+([0-9.]+) ms", output)
-    ping = re.search(r"minimal \(/api/v1/ping\)\s+(\d+) req/s", output)
-    if not (ratio and usage and ping):
-        return _unavailable(name, budget, output)
-    value = float(ratio.group(1))
-    return [
-        Figure(
-            name=name,
-            value=value,
-            unit="×",
-            budget=budget,
-            passed=value >= 0.7,
-            note=f"/usage {usage.group(1)} req/s (p50 {usage.group(2)} ms, p99 {usage.group(3)} ms), "
-            f"ping {ping.group(1)} req/s",
-            group="api",
-        )
-    ]
 
 
 def run_page_render(context: Context) -> list[Figure]:

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from accounts.services import api_key_create, api_key_revoke, organisation_create
-from tests.conftest import make_job, run_manage
+from tests.factories import make_job, run_manage
 from usage.months import add_months, current_month, format_month
 from usage_portal_client import (
     AsyncClient,
