@@ -21,6 +21,8 @@ measure one more endpoint, add an ``Endpoint`` to ``endpoints()``; a request wit
 through a Lua script (``wrk_script``). Ingestion (``POST /api/v1/ingest/jobs``) will take a
 service key, not a customer key, and write a job that the run must then remove: its entry needs
 both when that endpoint exists (until then it answers 404 and is skipped).
+
+(Long because it owns the whole HTTP harness: servers, wrk, the anchor, data, and the table.)
 """
 
 import json

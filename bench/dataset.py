@@ -10,6 +10,8 @@ The same seeded stream of jobs feeds the database loader (set-based: ``executema
 ``COPY`` on PostgreSQL) and the JSON Lines files of the import benchmark, so every vendor and
 every run sees the same jobs. A marker row in the database records the parameters; the data set
 is regenerated only when they change (or the migrations do).
+
+(Long because the generator, its shape parameters and the reuse marker belong together.)
 """
 
 import base64

@@ -1,4 +1,8 @@
-"""Benchmarks of the usage engine: import, recompute, report, and how they scale."""
+"""Benchmarks of the usage engine: import, recompute, report, and how they scale.
+
+(Long because the import, recompute, report and scaling benchmarks share their set-up and timing
+helpers.)
+"""
 
 import json
 import os

@@ -8,6 +8,9 @@
 
 The data set is generated on the first run and reused until its parameters change; see
 bench/README.md for what each figure means.
+
+(Long because it is the registry and the table printer of every benchmark; each benchmark lives in
+its own module.)
 """
 
 import argparse

@@ -1,4 +1,8 @@
-"""The stored aggregates and the report agree with a job-by-job reference of the SPEC."""
+"""The stored aggregates and the report agree with a job-by-job reference of the SPEC.
+
+(Long because it is the one place where every rule is checked against the reference; splitting it
+would scatter the rules.)
+"""
 
 import datetime as dt
 import itertools

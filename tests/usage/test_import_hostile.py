@@ -1,6 +1,9 @@
 """Hostile job files: every bad line is reported with its number and a short reason, never a
 traceback; the bounds of a job's counts hold in the validator and in the database; a failing
-write says what it left behind; concurrent imports of the same jobs do not deadlock."""
+write says what it left behind; concurrent imports of the same jobs do not deadlock.
+
+(Long because each hostile input of the hardening issue is its own regression test, in one place.)
+"""
 
 import concurrent.futures
 import io
