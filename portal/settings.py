@@ -195,6 +195,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/min")
+# Requests per service key (job ingestion), counted apart from the API keys'.
+API_INGEST_THROTTLE_RATE = env.str("API_INGEST_THROTTLE_RATE", default="6000/min")
 # Failed authentications (401s) allowed per client address and window before it gets 429s.
 API_AUTH_FAILURE_RATE = env.str("API_AUTH_FAILURE_RATE", default="30/min")
 
