@@ -223,8 +223,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Usage of your organisation as JSON, authenticated with an API key sent as "
         "`Authorization: Bearer <key>`. Every request made with a valid key counts as one API call "
-        "of its organisation, whatever the answer. Responses are never cached (`Cache-Control: no-store`)."
+        "of its organisation, whatever the answer. Responses are never cached (`Cache-Control: no-store`). "
+        "The ingestion endpoints (`/api/v1/ingest/…`) are for the job platform, with a service key."
     ),
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "usage.api.ingest_serializers.JOB_STATUSES",
+        "IngestStatusEnum": "usage.api.ingest_serializers.STATUSES",
+    },
 }
 
 LOGGING = {

@@ -128,7 +128,8 @@ class ServiceKeyAuthentication(BaseAuthentication):
                 raise exceptions.PermissionDenied(API_KEY_REFUSED)
             raise exceptions.AuthenticationFailed("Invalid service key.")
         service_key_touch(service_key=service_key)
-        return ServiceKeyUser(service_key=service_key, scope=service_key_scope(service_key=service_key)), service_key
+        scope = service_key_scope(service_key=service_key)
+        return ServiceKeyUser(service_key=service_key, scope=scope), service_key
 
     def authenticate_header(self, request) -> str:
         return SCHEME

@@ -74,7 +74,8 @@ class ApiKeyRateThrottle(BaseThrottle):
         if api_key is None:
             return True
         index, seconds_left = self.rate.window(time.time())
-        hits = _incr(f"throttle:{self.scope}:{api_key.pk}:{self.rate.seconds}:{index}", timeout=self.rate.seconds + 5)
+        counter = f"throttle:{self.scope}:{api_key.pk}:{self.rate.seconds}:{index}"
+        hits = _incr(counter, timeout=self.rate.seconds + 5)
         if hits <= self.rate.hits:
             return True
         self._wait = _retry_after(seconds_left)

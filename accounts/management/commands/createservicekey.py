@@ -33,6 +33,8 @@ class Command(BaseCommand):
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         scope = ", ".join(sorted(wanted)) if wanted else "every organisation"
-        self.stderr.write(f"Created service key {created.service_key.name!r} ({created.service_key.prefix}) for {scope}.")
+        self.stderr.write(
+            f"Created service key {created.service_key.name!r} ({created.service_key.prefix}) for {scope}."
+        )
         self.stderr.write("Store the secret now: it is shown only once.")
         self.stdout.write(created.plaintext)
