@@ -273,3 +273,9 @@ def service_key_touch(*, service_key: ServiceKey, now: dt.datetime | None = None
         last_used_at__gt=now - LAST_USED_RESOLUTION
     ).update(last_used_at=now)
     service_key.last_used_at = now
+
+
+def service_key_scope_set(*, service_key: ServiceKey, organisations: Collection[Organisation]) -> ServiceKey:
+    """Limit the key to ``organisations`` (none: every organisation), from its next request on."""
+    service_key.organisations.set(organisations)
+    return service_key

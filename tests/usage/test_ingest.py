@@ -117,7 +117,9 @@ def test_each_status_is_reported_per_item_in_request_order(post, acme, acme_key)
                 "errors": [
                     {
                         "field": "status",
-                        "message": "unknown status 'done' (expected one of completed, failed, processing, queued)",
+                        "message": (
+                            "unknown status 'done' (expected one of completed, failed, processing, queued)"
+                        ),
                     }
                 ],
             },
@@ -136,7 +138,7 @@ def test_a_rejected_item_lists_every_problem_and_writes_nothing_of_itself(post, 
     assert list(Job.objects.values_list("external_id", flat=True)) == ["j-2"]
 
 
-def test_unchanged_writes_nothing_and_marks_nothing_stale(post, acme, acme_key, django_assert_max_num_queries):
+def test_unchanged_writes_nothing_and_marks_nothing_stale(post, acme, acme_key):
     post({"jobs": [item(), item(external_id="j-2")]})
     acme.refresh_from_db()
     version, row = acme.usage_version, stored("j-1")
@@ -571,12 +573,14 @@ def test_concurrent_overlapping_batches_and_a_recompute_end_as_a_sequential_run(
         finally:
             connection.close()
 
-    with override_settings(API_INGEST_THROTTLE_RATE="100000/min"):
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(batches) + 1) as pool:
-            futures = [pool.submit(send, batch) for batch in batches]
-            recomputing = pool.submit(recompute)
-            codes = [code for future in futures for code in future.result(timeout=120)]
-            recomputing.result(timeout=120)
+    with (
+        override_settings(API_INGEST_THROTTLE_RATE="100000/min"),
+        concurrent.futures.ThreadPoolExecutor(max_workers=len(batches) + 1) as pool,
+    ):
+        futures = [pool.submit(send, batch) for batch in batches]
+        recomputing = pool.submit(recompute)
+        codes = [code for future in futures for code in future.result(timeout=120)]
+        recomputing.result(timeout=120)
 
     assert set(codes) == {200}
     # The final state: one last sequential batch of the final values settles every job.
