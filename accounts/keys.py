@@ -1,8 +1,10 @@
 """API key generation and verification, with no database access.
 
-A key reads ``upk_<lookup>_<secret>``:
+A key reads ``upk_<lookup>_<secret>`` (a customer's API key) or ``upsk_<lookup>_<secret>`` (a
+service key of the job platform; every function takes the ``prefix`` of the kind it handles):
 
-- ``upk_`` is a fixed, recognisable prefix so secret scanners can find leaked keys;
+- ``upk_``/``upsk_`` is a fixed, recognisable prefix so secret scanners can find leaked keys, and
+  so that a key of one kind can never be parsed as a key of the other;
 - ``<lookup>`` is 12 random lowercase letters/digits, stored in clear and indexed, used to find
   the row and shown in lists as the key's public prefix (``upk_<lookup>``);
 - ``<secret>`` is 43 URL-safe base64 characters (256 random bits).
@@ -21,12 +23,16 @@ import string
 from dataclasses import dataclass
 
 KEY_PREFIX = "upk_"
+SERVICE_KEY_PREFIX = "upsk_"
 LOOKUP_LENGTH = 12
 SECRET_BYTES = 32
 _LOOKUP_ALPHABET = string.ascii_lowercase + string.digits
-_KEY_RE = re.compile(
-    rf"^{KEY_PREFIX}(?P<lookup>[a-z0-9]{{{LOOKUP_LENGTH}}})_(?P<secret>[A-Za-z0-9_-]{{43}})$"
-)
+_KEY_RES = {
+    prefix: re.compile(
+        rf"^{prefix}(?P<lookup>[a-z0-9]{{{LOOKUP_LENGTH}}})_(?P<secret>[A-Za-z0-9_-]{{43}})$"
+    )
+    for prefix in (KEY_PREFIX, SERVICE_KEY_PREFIX)
+}
 
 
 @dataclass(frozen=True)
@@ -35,27 +41,31 @@ class GeneratedKey:
 
     plaintext: str
     lookup: str
+    key_prefix: str = KEY_PREFIX
 
     @property
     def prefix(self) -> str:
-        return public_prefix(self.lookup)
+        return public_prefix(self.lookup, prefix=self.key_prefix)
 
 
-def public_prefix(lookup: str) -> str:
+def public_prefix(lookup: str, *, prefix: str = KEY_PREFIX) -> str:
     """The part of a key that may be shown in lists and logs."""
-    return f"{KEY_PREFIX}{lookup}"
+    return f"{prefix}{lookup}"
 
 
-def generate_key() -> GeneratedKey:
-    """Return a new random key."""
+def generate_key(*, prefix: str = KEY_PREFIX) -> GeneratedKey:
+    """Return a new random key of the kind ``prefix`` names (``KEY_PREFIX`` or ``SERVICE_KEY_PREFIX``)."""
+    if prefix not in _KEY_RES:
+        raise ValueError(f"unknown key prefix {prefix!r}")
     lookup = "".join(secrets.choice(_LOOKUP_ALPHABET) for _ in range(LOOKUP_LENGTH))
     secret = secrets.token_urlsafe(SECRET_BYTES)
-    return GeneratedKey(plaintext=f"{KEY_PREFIX}{lookup}_{secret}", lookup=lookup)
+    return GeneratedKey(plaintext=f"{prefix}{lookup}_{secret}", lookup=lookup, key_prefix=prefix)
 
 
-def parse_lookup(plaintext: str) -> str | None:
-    """Return the lookup id of a well-formed key, or None when the text cannot be a key."""
-    match = _KEY_RE.match(plaintext)
+def parse_lookup(plaintext: str, *, prefix: str = KEY_PREFIX) -> str | None:
+    """Return the lookup id of a well-formed key of the kind ``prefix`` names, or None when the
+    text cannot be such a key (a key of the other kind included)."""
+    match = _KEY_RES[prefix].match(plaintext)
     return match.group("lookup") if match else None
 
 

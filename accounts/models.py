@@ -114,3 +114,46 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class ServiceKey(models.Model):
+    """A secret of the job platform (not of an organisation) that authenticates job ingestion.
+
+    Only its digest is stored. ``organisations`` is its scope: the organisations whose jobs it may
+    write and read; an empty scope means every organisation. Its requests are never API calls.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    lookup = models.CharField(max_length=16, unique=True, editable=False)
+    digest = models.CharField(max_length=64, editable=False)
+    organisations = models.ManyToManyField(
+        Organisation,
+        blank=True,
+        related_name="service_keys",
+        help_text="The organisations this key may write jobs of; none selected means all.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "service key"
+        ordering = ["name"]
+        permissions = [("revoke_servicekey", "Can revoke service keys")]
+        constraints = [models.CheckConstraint(condition=~Q(name=""), name="servicekey_name_not_empty")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix})"
+
+    @property
+    def prefix(self) -> str:
+        from .keys import SERVICE_KEY_PREFIX, public_prefix
+
+        return public_prefix(self.lookup, prefix=SERVICE_KEY_PREFIX)
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

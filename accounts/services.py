@@ -1,4 +1,4 @@
-"""Writes of the accounts domain: organisations, memberships and API keys."""
+"""Writes of the accounts domain: organisations, memberships, API keys and service keys."""
 
 import datetime as dt
 import secrets
@@ -15,7 +15,7 @@ from django.utils import timezone
 from portal.errors import DomainError
 
 from . import keys
-from .models import ApiKey, Membership, Organisation, User
+from .models import ApiKey, Membership, Organisation, ServiceKey, User
 
 _ORG_ID_ALPHABET = string.ascii_lowercase + string.digits
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
@@ -34,6 +34,14 @@ class InvalidKeyName(DomainError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, field="name")
+
+
+class DuplicateServiceKeyName(DomainError):
+    """Another service key already has this name (names are unique among service keys)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__("A service key with this name already exists.", field="name")
+        self.name = name
 
 
 def usage_version_bump(*, organisation_ids: Collection[int] | None) -> None:
@@ -184,3 +192,90 @@ def api_key_touch(*, api_key: ApiKey, now: dt.datetime | None = None) -> None:
             last_used_at=now
         )
     api_key.last_used_at = now
+
+
+@dataclass(frozen=True)
+class CreatedServiceKey:
+    service_key: ServiceKey
+    plaintext: str
+
+
+def service_key_create(
+    *, name: str, organisations: Collection[Organisation] = (), created_by: User | None = None
+) -> CreatedServiceKey:
+    """Create a service key limited to ``organisations`` (none: every organisation) and return it
+    with its secret, which is never available again. Raises ``InvalidKeyName`` or
+    ``DuplicateServiceKeyName``."""
+    generated = keys.generate_key(prefix=keys.SERVICE_KEY_PREFIX)
+    service_key = ServiceKey(
+        name=name.strip(),
+        lookup=generated.lookup,
+        digest=keys.key_digest(generated.plaintext, signing_key=settings.SECRET_KEY),
+        created_by=created_by,
+    )
+    try:
+        service_key.full_clean(exclude=["lookup", "digest", "created_by"])
+    except ValidationError as error:
+        codes = {item.code for items in error.error_dict.values() for item in items}
+        if "unique" in codes:
+            raise DuplicateServiceKeyName(service_key.name) from None
+        raise InvalidKeyName(" ".join(error.messages)) from None
+    try:
+        with transaction.atomic():
+            service_key.save()
+            service_key.organisations.set(organisations)
+    except IntegrityError:  # a concurrent creation under the same name
+        raise DuplicateServiceKeyName(service_key.name) from None
+    return CreatedServiceKey(service_key=service_key, plaintext=generated.plaintext)
+
+
+def service_key_verify(plaintext: str) -> ServiceKey | None:
+    """The unrevoked service key matching ``plaintext``, or None (a customer key included).
+
+    One indexed lookup and one HMAC; a match under a ``SECRET_KEY_FALLBACKS`` entry is re-hashed
+    with the current ``SECRET_KEY``.
+    """
+    lookup = keys.parse_lookup(plaintext, prefix=keys.SERVICE_KEY_PREFIX)
+    if lookup is None:
+        return None
+    service_key = ServiceKey.objects.filter(lookup=lookup).order_by().first()
+    if service_key is None or not keys.key_matches(
+        plaintext, service_key.digest, signing_keys=_signing_keys()
+    ):
+        return None
+    if service_key.revoked_at is not None:
+        return None
+    current = keys.key_digest(plaintext, signing_key=settings.SECRET_KEY)
+    if service_key.digest != current:
+        ServiceKey.objects.filter(pk=service_key.pk).update(digest=current)
+    return service_key
+
+
+def service_key_scope(*, service_key: ServiceKey) -> frozenset[int] | None:
+    """The primary keys of the organisations the key may write, or None for every organisation."""
+    scope = frozenset(service_key.organisations.values_list("pk", flat=True))
+    return scope or None
+
+
+def service_key_revoke(*, service_key: ServiceKey) -> ServiceKey:
+    """Revoke a service key from the next request on; revoking twice keeps the first time."""
+    ServiceKey.objects.filter(pk=service_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    service_key.refresh_from_db(fields=["revoked_at"])
+    return service_key
+
+
+def service_key_touch(*, service_key: ServiceKey, now: dt.datetime | None = None) -> None:
+    """Record use, at most once per ``LAST_USED_RESOLUTION`` (a conditional update)."""
+    now = now or timezone.now()
+    if service_key.last_used_at and now - service_key.last_used_at < LAST_USED_RESOLUTION:
+        return
+    ServiceKey.objects.filter(pk=service_key.pk).exclude(
+        last_used_at__gt=now - LAST_USED_RESOLUTION
+    ).update(last_used_at=now)
+    service_key.last_used_at = now
+
+
+def service_key_scope_set(*, service_key: ServiceKey, organisations: Collection[Organisation]) -> ServiceKey:
+    """Limit the key to ``organisations`` (none: every organisation), from its next request on."""
+    service_key.organisations.set(organisations)
+    return service_key

@@ -195,6 +195,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/min")
+# Requests per service key (job ingestion), counted apart from the API keys'.
+API_INGEST_THROTTLE_RATE = env.str("API_INGEST_THROTTLE_RATE", default="6000/min")
 # Failed authentications (401s) allowed per client address and window before it gets 429s.
 API_AUTH_FAILURE_RATE = env.str("API_AUTH_FAILURE_RATE", default="30/min")
 
@@ -221,8 +223,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Usage of your organisation as JSON, authenticated with an API key sent as "
         "`Authorization: Bearer <key>`. Every request made with a valid key counts as one API call "
-        "of its organisation, whatever the answer. Responses are never cached (`Cache-Control: no-store`)."
+        "of its organisation, whatever the answer. Responses are never cached (`Cache-Control: no-store`). "
+        "The ingestion endpoints (`/api/v1/ingest/…`) are for the job platform, with a service key."
     ),
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "usage.api.ingest_serializers.JOB_STATUSES",
+        "IngestStatusEnum": "usage.api.ingest_serializers.STATUSES",
+    },
 }
 
 LOGGING = {

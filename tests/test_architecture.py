@@ -21,6 +21,7 @@ DOMAIN = (
     "usage.services",
     "usage.selectors",
     "usage.importing",
+    "usage.ingesting",
     "usage.plans",
     "usage.engine",
 )

@@ -1,4 +1,4 @@
-"""Staff admin of the accounts app: API keys, users and memberships. The organisation's page,
+"""Staff admin of the accounts app: API keys, service keys, users and memberships. The organisation's page,
 the staff's billing console, is ``usage.admin.organisations``."""
 
-from . import keys, users  # noqa: F401 (registers the model admins)
+from . import keys, service_keys, users  # noqa: F401 (registers the model admins)

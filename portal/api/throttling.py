@@ -62,8 +62,11 @@ class ApiKeyRateThrottle(BaseThrottle):
     which DRF sends as ``Retry-After``. Requests without a key are not throttled here.
     """
 
+    setting = "API_THROTTLE_RATE"
+    scope = "key"  # the counters' namespace in the cache: one per kind of key
+
     def __init__(self) -> None:
-        self.rate = Rate.parse(settings.API_THROTTLE_RATE, setting="API_THROTTLE_RATE")
+        self.rate = Rate.parse(getattr(settings, self.setting), setting=self.setting)
         self._wait: int | None = None
 
     def allow_request(self, request, view) -> bool:
@@ -71,7 +74,8 @@ class ApiKeyRateThrottle(BaseThrottle):
         if api_key is None:
             return True
         index, seconds_left = self.rate.window(time.time())
-        hits = _incr(f"throttle:key:{api_key.pk}:{self.rate.seconds}:{index}", timeout=self.rate.seconds + 5)
+        counter = f"throttle:{self.scope}:{api_key.pk}:{self.rate.seconds}:{index}"
+        hits = _incr(counter, timeout=self.rate.seconds + 5)
         if hits <= self.rate.hits:
             return True
         self._wait = _retry_after(seconds_left)
@@ -79,6 +83,14 @@ class ApiKeyRateThrottle(BaseThrottle):
 
     def wait(self) -> int | None:
         return self._wait
+
+
+class ServiceKeyRateThrottle(ApiKeyRateThrottle):
+    """At most ``API_INGEST_THROTTLE_RATE`` requests per service key and window, counted apart
+    from the API keys' limits."""
+
+    setting = "API_INGEST_THROTTLE_RATE"
+    scope = "servicekey"
 
 
 class AuthFailureLimit:

@@ -1,13 +1,14 @@
-"""The base of every REST endpoint answered with an API key."""
+"""The bases of the REST endpoints: ``ApiKeyView`` (a customer's API key) and ``ServiceKeyView``
+(the job platform's service key)."""
 
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.views import APIView
 
-from .authentication import BearerKeyAuthentication, HasApiKey
+from .authentication import BearerKeyAuthentication, HasApiKey, HasServiceKey, ServiceKeyAuthentication
 from .renderers import ExactJSONRenderer
-from .throttling import ApiKeyRateThrottle, AuthFailureLimit
+from .throttling import ApiKeyRateThrottle, AuthFailureLimit, ServiceKeyRateThrottle
 
 
 class JSONOnlyNegotiation(BaseContentNegotiation):
@@ -64,3 +65,17 @@ class ApiKeyView(APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         response["Cache-Control"] = "no-store"
         return response
+
+
+class ServiceKeyView(ApiKeyView):
+    """Base of the endpoints of the job platform, authenticated by a service key.
+
+    The same order as ``ApiKeyView`` (failed-authentication budget, key check, throttle, handler)
+    with a service key instead: 401 for a missing, malformed, unknown or revoked key, 403 for an
+    organisation's API key, 429 past ``API_INGEST_THROTTLE_RATE``. ``request.user.scope`` holds
+    the organisations the key may write (None: all). No request here is an API call.
+    """
+
+    authentication_classes = [ServiceKeyAuthentication]
+    permission_classes = [HasServiceKey]
+    throttle_classes = [ServiceKeyRateThrottle]

@@ -21,7 +21,13 @@ def test_the_schema_validates_without_warnings(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
 
     document = yaml.safe_load(target.read_text())
-    assert set(document["paths"]) == {"/usage", "/api/v1/usage", "/api/v1/ping"}
+    assert set(document["paths"]) == {
+        "/usage",
+        "/api/v1/usage",
+        "/api/v1/ping",
+        "/api/v1/ingest/jobs",
+        "/api/v1/ingest/jobs/{org_id}/{external_id}",
+    }
 
 
 @pytest.fixture
@@ -153,3 +159,18 @@ def test_the_api_conforms_to_its_schema(case, fuzzed_key, in_process_connections
 
     assert response.status_code < 500
     assert response.headers["cache-control"] == ["no-store"]
+
+
+def test_the_ingestion_endpoints_are_documented_with_service_key_auth_and_examples(document):
+    post = document["paths"]["/api/v1/ingest/jobs"]["post"]
+    one = document["paths"]["/api/v1/ingest/jobs/{org_id}/{external_id}"]
+
+    assert document["components"]["securitySchemes"]["ServiceKeyBearer"]["scheme"] == "bearer"
+    for operation in (post, one["get"], one["delete"]):
+        assert operation["security"] == [{"ServiceKeyBearer": []}]
+        assert {"401", "403", "429", "500"} <= set(operation["responses"])
+    assert {"200", "400", "413", "415"} <= set(post["responses"])
+    assert post["requestBody"]["content"]["application/json"]["examples"]
+    assert post["responses"]["200"]["content"]["application/json"]["examples"]
+    assert one["get"]["responses"]["200"]["content"]["application/json"]["examples"]
+    assert set(one["delete"]["responses"]) >= {"204", "404"}

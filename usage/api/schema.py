@@ -1,7 +1,9 @@
 """The OpenAPI text of the usage endpoints: descriptions, parameters and examples."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+
+from portal.api.schema import ERROR_RESPONSES, ErrorSerializer
 
 MONTHLY_DESCRIPTION = """\
 Usage of your organisation (the organisation of the API key; never another) over whole UTC
@@ -85,3 +87,128 @@ MONTH_PARAMETER = {
     "required": False,
     "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])$",
 }
+
+
+INGEST_DESCRIPTION = """\
+For the job platform, with a **service key** (`upsk_…`; an organisation's API key answers 403).
+Pushes jobs as they are submitted and as their status changes.
+
+**Body.** `{"jobs": [ITEM, …]}` sent as `application/json` (else 415): 1 to 1,000 items and at
+most 1 MiB (else 413). An ITEM is exactly a line of `import_jobs` and is judged by the same
+rules, field by field; an organisation outside the key's scope is reported as unknown. A body
+that is not JSON, not an object, has no `jobs` list, an empty list, or an item that is not an
+object answers 400 and nothing is judged.
+
+**Answer.** One result per item, in request order, with every problem of a rejected item:
+- `created`: the job was new and is now stored;
+- `updated`: the job existed with other values and now has this item's (it keeps its place
+  among jobs created at the same moment);
+- `unchanged`: the job already held every value; nothing was written;
+- `rejected`: the item is invalid and wrote nothing (`errors` lists why).
+
+Valid items are written in one transaction in array order (which breaks ties of `created_at`).
+The same `external_id` twice in one request: each item is judged against the job as the items
+before it left it (e.g. `created` then `updated`), and the job ends with the last item's values
+at the first item's place. What a 200 reports is in `/usage` and `/api/v1/usage` at the next
+request. A 5xx writes nothing, so retrying any request is safe (a retried batch answers
+`unchanged`). These requests are never API calls of an organisation.
+"""
+
+INGEST_REQUEST_EXAMPLE = {
+    "jobs": [
+        {
+            "org_id": "org_abc123",
+            "external_id": "j-1",
+            "api_key": "some api key",
+            "created_at": "2025-01-03T10:00:00Z",
+            "language": "Hindi",
+            "audio_duration_seconds": 312,
+            "status": "completed",
+            "has_transcript": True,
+            "has_lrc": True,
+            "transcription_tokens": 14,
+            "note_tokens": 27,
+        },
+        {
+            "org_id": "org_abc123",
+            "external_id": "j-9",
+            "api_key": None,
+            "created_at": "2025-01-03T10:05:00Z",
+            "language": "Tamil",
+            "audio_duration_seconds": 60,
+            "status": "done",
+        },
+    ]
+}
+
+INGEST_EXAMPLE = {
+    "created": 1,
+    "updated": 0,
+    "unchanged": 0,
+    "rejected": 1,
+    "results": [
+        {"index": 0, "external_id": "j-1", "status": "created"},
+        {
+            "index": 1,
+            "external_id": "j-9",
+            "status": "rejected",
+            "errors": [
+                {
+                    "field": "status",
+                    "message": (
+                        "unknown status 'done' (expected one of completed, failed, processing, queued)"
+                    ),
+                }
+            ],
+        },
+    ],
+}
+
+INGESTED_JOB_EXAMPLE = {
+    **INGEST_REQUEST_EXAMPLE["jobs"][0],
+    "month": "2025-01",
+    "tier": "tier1",
+    "is_free": False,
+}
+
+
+# The errors of the endpoints answered with a service key.
+INGEST_ERROR_RESPONSES = {
+    401: OpenApiResponse(
+        ErrorSerializer,
+        description="Missing, malformed, unknown or revoked service key (with `WWW-Authenticate: Bearer`).",
+        examples=[
+            OpenApiExample("Invalid key", value={"detail": "Invalid service key."}, status_codes=["401"])
+        ],
+    ),
+    403: OpenApiResponse(
+        ErrorSerializer,
+        description="An organisation's API key was sent instead of a service key.",
+        examples=[
+            OpenApiExample(
+                "Customer key",
+                value={
+                    "detail": "An organisation's API key cannot be used on this endpoint: use a service key."
+                },
+                status_codes=["403"],
+            )
+        ],
+    ),
+    429: OpenApiResponse(
+        ErrorSerializer,
+        description=(
+            "Too many requests with this service key (`API_INGEST_THROTTLE_RATE`, default 6000 a "
+            "minute), or too many failed authentications from this address. `Retry-After` gives "
+            "the seconds to wait."
+        ),
+        examples=[
+            OpenApiExample(
+                "Throttled",
+                value={"detail": "Request was throttled. Expected available in 12 seconds."},
+                status_codes=["429"],
+            )
+        ],
+    ),
+    500: ERROR_RESPONSES[500],
+}
+
