@@ -22,6 +22,8 @@ DOMAIN = (
     "usage.selectors",
     "usage.importing",
     "usage.plans",
+    "usage.job_query",
+    "usage.job_selectors",
     "usage.engine",
 )
 

@@ -3,11 +3,12 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views
+from . import jobs, views
 
 urlpatterns = [
     path("usage", views.MonthlyUsageView.as_view(), name="api-usage-monthly"),
     path("api/v1/usage", views.AllTimeUsageView.as_view(), name="api-usage-all-time"),
+    path("api/v1/jobs", jobs.JobListView.as_view(), name="api-jobs"),
     path("api/v1/ping", views.PingView.as_view(), name="api-ping"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
