@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.db.models import Q, QuerySet
 
-from accounts.models import Organisation
+from accounts.models import ApiKey, Organisation
 
 from . import pricing
 from .engine.refresh import usage_refresh
@@ -165,3 +165,10 @@ def job_stream(
             after = job.position
 
     return stream()
+
+
+def job_key_names(*, organisation: Organisation) -> list[str]:
+    """Names of every key of ``organisation`` (revoked ones included), in order: one query."""
+    return list(
+        ApiKey.objects.filter(organisation=organisation).order_by("name").values_list("name", flat=True)
+    )
