@@ -141,11 +141,11 @@ def job_query_parse(
     ``api_key`` (a key name; given empty: web jobs only), ``status`` (one of ``STATUSES``),
     ``language``, ``limit`` (1 to ``MAX_LIMIT``, default ``DEFAULT_LIMIT``) and ``cursor``
     (from the previous page of the same query). Other parameters are ignored; an empty
-    ``status``, ``language`` or ``cursor`` counts as not given.
+    ``language`` or ``cursor`` counts as not given (an empty ``status`` is not a status).
     """
     errors: dict[str, list[str]] = {}
     month = _month(params.get("month"), current_month, errors)
-    status = params.get("status") or None
+    status = params.get("status")
     if status is not None and status not in STATUSES:
         errors["status"] = [f"{_shown(status)} is not a status: expected one of {', '.join(STATUSES)}."]
     limit = _limit(params.get("limit"), errors)

@@ -174,6 +174,7 @@ def test_the_month_defaults_to_the_current_one(bearer, exact_json, keys, jobs_of
         ({"month": "2025-04"}, "month"),
         ({"month": "march"}, "month"),
         ({"status": "done"}, "status"),
+        ({"status": ""}, "status"),
         ({"limit": "0"}, "limit"),
         ({"limit": "1001"}, "limit"),
         ({"limit": "-1"}, "limit"),

@@ -11,6 +11,7 @@ from portal.api.schema import ERROR_RESPONSES, RESPONSE_HEADERS
 from usage.job_query import MAX_LIMIT, STATUSES, JobQuery, JobQueryError, job_cursor_encode, job_query_parse
 from usage.job_selectors import JobPage, PricedJob, job_page
 from usage.months import month_of
+from usage.pricing import ZERO
 
 from .schema import JOBS_DESCRIPTION, JOBS_EXAMPLE, MONTH_PARAMETER
 from .views import CountedApiKeyView
@@ -19,6 +20,11 @@ from .views import CountedApiKeyView
 def iso_utc(moment: dt.datetime) -> str:
     """``2025-03-01T09:30:00Z``: an aware moment in UTC, ISO 8601 with ``Z``."""
     return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _exact(amount):
+    """The exact amount; a zero as plain ``0`` rather than ``0E-8``."""
+    return amount if amount else ZERO
 
 
 def job_data(job: PricedJob) -> dict:
@@ -36,9 +42,9 @@ def job_data(job: PricedJob) -> dict:
         "note_tokens": job.note_tokens,
         "tier": job.tier,
         "is_free": job.is_free,
-        "base_cost": job.base_cost,
-        "final_cost": job.final_cost,
-        "savings": job.savings,
+        "base_cost": _exact(job.base_cost),
+        "final_cost": _exact(job.final_cost),
+        "savings": _exact(job.savings),
     }
 
 

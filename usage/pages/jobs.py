@@ -1,8 +1,8 @@
 """Customer jobs page and its CSV: the jobs of a month behind a cost, from ``usage.job_selectors``.
 
 Both read the same parameters as ``GET /api/v1/jobs`` (``usage.job_query``). The page's key
-picker sends ``api_key=*`` for "all keys" (a plain form cannot leave a chosen field out), which
-is read as no key filter; ``api_key=`` (empty) means the web jobs, as in the API.
+picker sends ``api_key=*`` for "all keys" and ``status=`` for any status (a plain form cannot
+leave a chosen field out), both read as no filter; ``api_key=`` (empty) means the web jobs, as in the API.
 """
 
 import csv
@@ -49,9 +49,12 @@ CSV_HEADER = [
 
 
 def _params(query: QueryDict) -> QueryDict:
+    """The form's "any" choices (``api_key=*``, an empty status) as parameters not given."""
     params = query.copy()
     if params.get("api_key") == ALL_KEYS:
         del params["api_key"]
+    if params.get("status") == "":
+        del params["status"]
     return params
 
 
