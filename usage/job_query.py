@@ -149,6 +149,9 @@ def job_query_parse(
     if status is not None and status not in STATUSES:
         errors["status"] = [f"{_shown(status)} is not a status: expected one of {', '.join(STATUSES)}."]
     limit = _limit(params.get("limit"), errors)
+    for name in ("api_key", "language"):
+        if "\x00" in params.get(name, ""):  # no stored name holds one; PostgreSQL refuses it in SQL
+            errors[name] = ["A NUL character cannot be part of a name."]
     if errors:
         raise JobQueryError(errors)
     filters = JobFilters(

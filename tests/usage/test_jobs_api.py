@@ -181,6 +181,8 @@ def test_the_month_defaults_to_the_current_one(bearer, exact_json, keys, jobs_of
         ({"limit": "ten"}, "limit"),
         ({"limit": ""}, "limit"),
         ({"cursor": "garbage"}, "cursor"),
+        ({"api_key": "a\x00b"}, "api_key"),
+        ({"language": "\x00"}, "language"),
     ],
 )
 def test_a_bad_parameter_is_named(bearer, keys, params, name):
