@@ -23,6 +23,8 @@ DOMAIN = (
     "usage.importing",
     "usage.ingesting",
     "usage.plans",
+    "usage.job_query",
+    "usage.job_selectors",
     "usage.engine",
 )
 

@@ -24,6 +24,7 @@ def test_the_schema_validates_without_warnings(tmp_path):
     assert set(document["paths"]) == {
         "/usage",
         "/api/v1/usage",
+        "/api/v1/jobs",
         "/api/v1/ping",
         "/api/v1/ingest/jobs",
         "/api/v1/ingest/jobs/{org_id}/{external_id}",

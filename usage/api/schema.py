@@ -212,3 +212,63 @@ INGEST_ERROR_RESPONSES = {
     500: ERROR_RESPONSES[500],
 }
 
+
+JOBS_DESCRIPTION = """\
+The jobs of your organisation (the organisation of the API key; never another) in one UTC month,
+in rank order (creation time, then insertion order), each with its tier and its money.
+
+**Parameters.** `month` (YYYY-MM; default the current month; a malformed, empty or future month
+is rejected), `api_key` (a key name; `api_key=` given empty selects the jobs sent without a key;
+an unknown name gives no jobs), `status` (`queued`, `processing`, `completed` or `failed`),
+`language`, `limit` (1 to 1,000, default 100) and `cursor`. A bad parameter is answered 400 with
+the parameter named. Other query parameters are ignored.
+
+**Pages.** While `next_cursor` is not null, ask again with the same parameters and
+`cursor=<next_cursor>`. A cursor is opaque and signed: it only works with the organisation,
+month and filters it was made for (a changed or foreign cursor is a 400 naming `cursor`); `limit`
+may change between pages.
+
+**Money.** `base_cost`, `final_cost` and `savings` are exact (not rounded), so the jobs of a month
+add up exactly to the month's unrounded figures in `GET /usage`. Free jobs have final cost 0.
+Every request counts as one API call.
+"""
+
+JOBS_EXAMPLE = {
+    "data": [
+        {
+            "external_id": "j-1001",
+            "created_at": "2025-01-03T09:30:00Z",
+            "api_key": "some api key",
+            "language": "Hindi",
+            "audio_duration_seconds": 312,
+            "status": "completed",
+            "has_transcript": True,
+            "has_lrc": True,
+            "transcription_tokens": 152,
+            "note_tokens": 190,
+            "tier": "tier1",
+            "is_free": False,
+            "base_cost": 0.00532,
+            "final_cost": 0.00532,
+            "savings": 0,
+        },
+        {
+            "external_id": "j-1002",
+            "created_at": "2025-01-03T09:41:07Z",
+            "api_key": None,
+            "language": "Tamil",
+            "audio_duration_seconds": 95,
+            "status": "failed",
+            "has_transcript": False,
+            "has_lrc": False,
+            "transcription_tokens": 37,
+            "note_tokens": 0,
+            "tier": "tier1",
+            "is_free": False,
+            "base_cost": 0.00037,
+            "final_cost": 0.00037,
+            "savings": 0,
+        },
+    ],
+    "next_cursor": "eyJxIjpbMSwiMjAyNS0wMSIsbnVsbCxudWxsLG51bGxdfQ:1u0Zx2:Qm9n",
+}

@@ -3,11 +3,12 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import ingest, views
+from . import ingest, jobs, views
 
 urlpatterns = [
     path("usage", views.MonthlyUsageView.as_view(), name="api-usage-monthly"),
     path("api/v1/usage", views.AllTimeUsageView.as_view(), name="api-usage-all-time"),
+    path("api/v1/jobs", jobs.JobListView.as_view(), name="api-jobs"),
     path("api/v1/ping", views.PingView.as_view(), name="api-ping"),
     path("api/v1/ingest/jobs", ingest.IngestJobsView.as_view(), name="api-ingest-jobs"),
     # external_id may hold "/": the path converter takes the rest of the path.

@@ -48,3 +48,11 @@ def duration(seconds) -> str:
         return f"{hours(seconds)} h"
     minutes = (Decimal(seconds) / 60).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     return f"{minutes} min"
+
+
+@register.filter
+def exact(amount) -> str:
+    """Money as its exact decimal digits, unrounded and without exponent: ``0.013460000``."""
+    if amount is None or amount == "":
+        return ""
+    return f"{Decimal(amount):f}"
