@@ -194,7 +194,12 @@ def event_record(
     delivery_ids = [delivery.pk for delivery in deliveries]
     if delivery_ids:
         transaction.on_commit(lambda: deliveries_enqueue(delivery_ids=delivery_ids))
-    if event_type in USAGE_EVENT_TYPES:
+    if (
+        event_type in USAGE_EVENT_TYPES
+        and WebhookEndpoint.objects.filter(
+            organisation_id=organisation_id, is_active=True, email_alerts=True
+        ).exists()
+    ):
         transaction.on_commit(lambda: event_email_enqueue(event_id=event.pk))
     return event
 
