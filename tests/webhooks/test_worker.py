@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 from standardwebhooks import Webhook
 
+from portal.celery import app as celery_app
 from tests.factories import test_database_url
 from webhooks.models import Delivery
 from webhooks.services import webhook_endpoint_create, webhook_test_send
@@ -23,6 +24,7 @@ TIMEOUT = 90
 def test_a_worker_delivers_and_retries_with_the_same_webhook_id(acme, receiver, tmp_path):
     """The commit enqueues the delivery on the configured broker; the worker sends it, gets a 503,
     schedules the retry itself and delivers it."""
+    celery_app.set_current()  # a sender app made by another worker test may have become current
     receiver.statuses = [503, 200]
     endpoint = webhook_endpoint_create(organisation=acme, url=receiver.url).endpoint
     delivery = Delivery.objects.get(event=webhook_test_send(endpoint=endpoint))  # enqueued on commit
