@@ -11,9 +11,10 @@ from standardwebhooks import Webhook
 
 from accounts.models import Membership
 from webhooks import signing
-from webhooks.delivery import delivery_attempt
+from webhooks.delivery import delivery_attempt, http_send
 from webhooks.models import Delivery, WebhookEndpoint
 from webhooks.services import delivery_redeliver, webhook_endpoint_create, webhook_test_send
+from webhooks.ssrf import VettedUrl
 from webhooks.tasks import deliver
 
 T0 = dt.datetime(2025, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -186,3 +187,15 @@ def test_the_task_schedules_the_next_try_with_a_countdown(endpoint, receiver, mo
         delivery = _test_delivery(endpoint)
         deliver.run(delivery.pk)
     assert scheduled == [([delivery.pk], 5.0)]
+
+
+def test_the_send_connects_to_the_vetted_address_and_keeps_the_host(receiver):
+    """The address that passed the guard is the one connected to; the URL's host stays in Host
+    (and, over https, in the TLS server name)."""
+    port = receiver.url.split(":")[2].split("/")[0]
+    vetted = VettedUrl(
+        url=f"http://hooks.invalid:{port}/hooks", hostname="hooks.invalid", address="127.0.0.1"
+    )
+    response = http_send(vetted, b"{}", {"content-type": "application/json"})
+    assert response.status_code == 200
+    assert receiver.requests[0].headers["host"] == f"hooks.invalid:{port}"
