@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from portal.errors import DomainError
+from portal.events import DomainEvent, event_publish
 
 from . import keys
 from .models import ApiKey, Membership, Organisation, ServiceKey, User
@@ -121,6 +122,7 @@ def api_key_create(
     try:
         with transaction.atomic():
             api_key.save()
+            event_publish(_api_key_event("api_key.created", api_key))
     except IntegrityError:  # a concurrent creation under the same name
         raise DuplicateKeyName(api_key.name) from None
     return CreatedKey(api_key=api_key, plaintext=generated.plaintext)
@@ -155,10 +157,32 @@ def _key_name_check(api_key: ApiKey) -> None:
 
 
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    """Revoke a key from the next request on; revoking twice keeps the first time."""
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
-    api_key.refresh_from_db(fields=["revoked_at"])
+    """Revoke a key from the next request on; revoking twice keeps the first time (and publishes
+    ``api_key.revoked`` once)."""
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        api_key.refresh_from_db(fields=["revoked_at"])
+        if revoked:
+            event_publish(_api_key_event("api_key.revoked", api_key))
     return api_key
+
+
+def _api_key_event(event_type: str, api_key: ApiKey) -> DomainEvent:
+    """The event of a key's creation or revocation: at most once per key and type."""
+    return DomainEvent(
+        organisation_id=api_key.organisation_id,
+        type=event_type,
+        key=f"{event_type}:{api_key.pk}",
+        data={
+            "org_id": api_key.organisation.org_id,
+            "key_name": api_key.name,
+            "key_prefix": api_key.prefix,
+            "created_at": api_key.created_at.isoformat(),
+            "revoked_at": api_key.revoked_at.isoformat() if api_key.revoked_at else None,
+        },
+    )
 
 
 def api_key_verify(plaintext: str) -> ApiKey | None:

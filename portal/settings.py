@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "accounts",
     "usage",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -192,7 +193,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "usage.tasks.recompute_usage",
         "schedule": _crontab_from(USAGE_RECOMPUTE_CRON),
     },
+    # Re-sends webhook deliveries whose Celery message was lost (broker down at commit, a crash).
+    "webhook-deliveries-sweep": {
+        "task": "webhooks.tasks.deliveries_sweep",
+        "schedule": crontab(minute="*/5"),
+    },
 }
+
+# Webhooks: when each retry of a failed delivery is due, in seconds after the first try.
+WEBHOOK_RETRY_SCHEDULE = env.list(
+    "WEBHOOK_RETRY_SCHEDULE", cast=int, default=[5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+)
+# Development and tests only: lets webhook URLs be http:// and reach private addresses.
+WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=False)
 
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/min")
 # Requests per service key (job ingestion), counted apart from the API keys'.

@@ -6,5 +6,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("accounts.urls")),
     path("", include("usage.pages.urls")),
+    path("", include("webhooks.urls")),
     path("", include("usage.api.urls")),
 ]

@@ -12,10 +12,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("accounts", "usage", "portal")
+PACKAGES = ("accounts", "usage", "portal", "webhooks")
 
 PURE = {"usage.pricing", "usage.months", "accounts.keys"}
-FACES = ("usage.api", "usage.pages", "usage.admin", "accounts.admin", "accounts.views", "portal.api")
+FACES = (
+    "usage.api",
+    "usage.pages",
+    "usage.admin",
+    "accounts.admin",
+    "accounts.views",
+    "portal.api",
+    "webhooks.views",
+    "webhooks.admin",
+)
 DOMAIN = (
     "usage.models",
     "usage.services",
@@ -26,6 +35,14 @@ DOMAIN = (
     "usage.job_query",
     "usage.job_selectors",
     "usage.engine",
+    "webhooks.models",
+    "webhooks.services",
+    "webhooks.selectors",
+    "webhooks.detection",
+    "webhooks.delivery",
+    "webhooks.notifications",
+    "webhooks.signing",
+    "webhooks.ssrf",
 )
 
 
@@ -98,6 +115,18 @@ def test_the_domain_and_the_engine_import_no_face():
 
 def test_the_accounts_app_does_not_import_the_usage_app():
     assert _violations(("accounts",), ("usage",)) == []
+
+
+def test_the_engine_and_accounts_do_not_import_the_webhooks_app():
+    """Webhooks build on both: they register into ``usage.engine.hooks`` and ``portal.events``."""
+    assert _violations(("usage", "accounts", "portal"), ("webhooks",)) == []
+
+
+@pytest.mark.parametrize("module", ["webhooks.signing", "webhooks.ssrf"])
+def test_the_webhook_crypto_and_guard_import_no_orm(module):
+    assert not [
+        name for name in MODULES[module] if _within(name, ("django", "rest_framework", "accounts", "usage"))
+    ]
 
 
 def test_no_admin_imports_another_apps_admin():

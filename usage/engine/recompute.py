@@ -9,7 +9,8 @@ Two algorithms share the bookkeeping of ``_Pass``:
   jobs' grouping first, and then used to find the few months whose stored tiers or free flags
   disagree with the rules; only those are re-derived.
 
-Callers hold the organisations' row locks in a transaction; ``usage_recompute`` takes them.
+Callers hold the organisations' row locks in a transaction; ``usage_recompute`` takes them. Both
+end by running the ``hooks.after_recompute`` callbacks (event detection) in that transaction.
 """
 
 import datetime as dt
@@ -28,6 +29,7 @@ from usage.pricing import Plan, month_segments
 
 from . import aggregation, checksum
 from .derive import free_flags_sync, month_retier
+from .hooks import after_recompute_run
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +123,9 @@ def recompute_after_writes(scope: dict[int, set[dt.date] | None]) -> RecomputeRe
     state.result.rows_corrected = aggregation.stored_reconcile(
         usage_scope=usage_scope, language_scope=state.base_scope
     )
-    return state.finish(month_count=None)
+    result = state.finish(month_count=None)
+    after_recompute_run(scope)
+    return result
 
 
 def reconcile(
@@ -172,7 +176,9 @@ def reconcile(
         )
     if progress:
         progress(1)
-    return state.finish(month_count=month_count)
+    result = state.finish(month_count=month_count)
+    after_recompute_run(scope)
+    return result
 
 
 def usage_recompute(

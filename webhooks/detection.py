@@ -1,0 +1,169 @@
+"""Usage events detected from the stored aggregates, at the end of every recompute.
+
+Registered as a ``usage.engine.hooks`` callback: it runs in the recompute's transaction, with the
+organisations' rows locked, and reads only ``MonthlyUsage`` rows of the recomputed scope (plus a
+priced month report for organisations that set spend thresholds). Events are keyed so that each
+happens at most once, whether an import, a second import or the nightly reconcile sees it first;
+usage going down raises nothing.
+"""
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+
+from django.db.models import Max, Q, Sum
+
+from accounts.models import Organisation
+from usage import pricing
+from usage.models import MonthlyUsage
+from usage.plans import plans_by_id, standard_plan_id
+from usage.selectors import usage_report
+
+from .models import Event, EventType, SpendThreshold
+from .services import event_record
+
+Scope = dict[int, set[dt.date] | None]
+Candidate = tuple[int, str, str, dict]  # organisation id, type, key, data
+
+
+def _scope_filter(scope: Scope) -> Q:
+    whole = [pk for pk, months in scope.items() if months is None]
+    condition = Q(organisation_id__in=whole) if whole else Q(pk__in=[])
+    for pk, months in scope.items():
+        if months is not None:
+            condition |= Q(organisation_id=pk, month__in=sorted(months))
+    return condition
+
+
+def _money(value: Decimal) -> float:
+    return float(pricing.present_money(value))
+
+
+def usage_events_detect(scope: Scope) -> int:
+    """Record the usage events that the aggregates of ``scope`` now show; returns how many are new."""
+    if not scope:
+        return 0
+    organisations = {
+        organisation.pk: organisation for organisation in Organisation.objects.filter(pk__in=scope)
+    }
+    month_rows = list(
+        MonthlyUsage.objects.filter(_scope_filter(scope))
+        .values("organisation_id", "month")
+        .annotate(jobs=Sum("jobs"), top_tier=Max("tier"))
+        .order_by("organisation_id", "month")
+    )
+    candidates: list[Candidate] = []
+    candidates += _tier_candidates(organisations, month_rows)
+    candidates += _free_jobs_candidates(organisations)
+    candidates += _spend_candidates(organisations, month_rows)
+    if not candidates:
+        return 0
+    existing = set()
+    keys = [key for _, _, key, _ in candidates]
+    for start in range(0, len(keys), 500):
+        existing.update(Event.objects.filter(key__in=keys[start : start + 500]).values_list("key", flat=True))
+    created = 0
+    for organisation_id, event_type, key, data in candidates:
+        if key not in existing:
+            created += (
+                event_record(organisation_id=organisation_id, event_type=event_type, key=key, data=data)
+                is not None
+            )
+    return created
+
+
+def _tier_candidates(organisations: dict[int, Organisation], month_rows: list[dict]) -> list[Candidate]:
+    if not any(row["top_tier"] > 1 for row in month_rows):
+        return []
+    plans = plans_by_id()
+    standard = standard_plan_id()
+    candidates = []
+    for row in month_rows:
+        organisation = organisations[row["organisation_id"]]
+        plan = plans[organisation.plan_id or standard]
+        top = min(row["top_tier"], len(plan.tiers))
+        for position in range(2, top + 1):
+            tier = plan.tier_at(position)
+            month = f"{row['month']:%Y-%m}"
+            candidates.append(
+                (
+                    organisation.pk,
+                    EventType.TIER_REACHED,
+                    f"{EventType.TIER_REACHED}:{organisation.org_id}:{month}:{tier.name}",
+                    {
+                        "org_id": organisation.org_id,
+                        "month": month,
+                        "tier": tier.name,
+                        "discount_percentage": float(tier.discount_percent),
+                        "jobs": row["jobs"],
+                    },
+                )
+            )
+    return candidates
+
+
+def _free_jobs_candidates(organisations: dict[int, Organisation]) -> list[Candidate]:
+    with_allowance = {pk: org for pk, org in organisations.items() if org.free_job_allowance}
+    if not with_allowance:
+        return []
+    totals = dict(
+        MonthlyUsage.objects.filter(organisation_id__in=with_allowance)
+        .values("organisation_id")
+        .annotate(total=Sum("jobs"))
+        .order_by()
+        .values_list("organisation_id", "total")
+    )
+    candidates = []
+    for pk, organisation in with_allowance.items():
+        jobs = totals.get(pk) or 0
+        if jobs >= organisation.free_job_allowance:
+            allowance = organisation.free_job_allowance
+            candidates.append(
+                (
+                    pk,
+                    EventType.FREE_JOBS_EXHAUSTED,
+                    f"{EventType.FREE_JOBS_EXHAUSTED}:{organisation.org_id}:{allowance}",
+                    {"org_id": organisation.org_id, "free_job_allowance": allowance, "jobs": jobs},
+                )
+            )
+    return candidates
+
+
+def _spend_candidates(organisations: dict[int, Organisation], month_rows: list[dict]) -> list[Candidate]:
+    thresholds: dict[int, list[Decimal]] = defaultdict(list)
+    for organisation_id, amount in SpendThreshold.objects.filter(
+        organisation_id__in=organisations
+    ).values_list("organisation_id", "amount"):
+        thresholds[organisation_id].append(amount)
+    months: dict[int, list[dt.date]] = defaultdict(list)
+    for row in month_rows:
+        if row["organisation_id"] in thresholds:
+            months[row["organisation_id"]].append(row["month"])
+    candidates = []
+    for organisation_id, touched in months.items():
+        organisation = organisations[organisation_id]
+        # The one computation of a month's final cost; the marks are being resolved right now.
+        report = usage_report(
+            organisation=organisation, start_month=min(touched), end_month=max(touched), refresh=False
+        )
+        wanted = set(touched)
+        for month in report.months:
+            if month.month not in wanted:
+                continue
+            for amount in sorted(thresholds[organisation_id]):
+                if month.final_cost >= amount:
+                    label = f"{month.month:%Y-%m}"
+                    candidates.append(
+                        (
+                            organisation_id,
+                            EventType.SPEND_THRESHOLD_CROSSED,
+                            f"{EventType.SPEND_THRESHOLD_CROSSED}:{organisation.org_id}:{label}:{amount}",
+                            {
+                                "org_id": organisation.org_id,
+                                "month": label,
+                                "threshold": float(amount),
+                                "final_cost": _money(month.final_cost),
+                            },
+                        )
+                    )
+    return candidates
