@@ -118,8 +118,8 @@ def is_empty(report: UsageReport) -> bool:
     return report.totals.jobs == 0 and report.api_calls == 0
 
 
-def _money_text(amount: Decimal) -> str:
-    return f"{pricing.present_money(amount):,f}"
+def _money_text(amount: Decimal, currency: str) -> str:
+    return pricing.present_money_in(amount, currency=currency)
 
 
 def jobs_chart_points(rows: list[MonthRow]) -> list[charts.ChartPoint]:
@@ -138,7 +138,7 @@ def jobs_chart_points(rows: list[MonthRow]) -> list[charts.ChartPoint]:
     ]
 
 
-def cost_chart_points(rows: list[MonthRow]) -> list[charts.ChartPoint]:
+def cost_chart_points(rows: list[MonthRow], *, currency: str = "USD") -> list[charts.ChartPoint]:
     """One point per month: its final cost, over its base cost as the background bar."""
     return [
         charts.ChartPoint(
@@ -149,7 +149,8 @@ def cost_chart_points(rows: list[MonthRow]) -> list[charts.ChartPoint]:
             background=row.usage.base_cost,
             partial=row.is_current,
             tooltip=f"{row.label}{' (so far)' if row.is_current else ''}: final cost "
-            f"{_money_text(row.usage.final_cost)}, base cost {_money_text(row.usage.base_cost)}",
+            f"{_money_text(row.usage.final_cost, currency)}, "
+            f"base cost {_money_text(row.usage.base_cost, currency)}",
         )
         for row in rows
     ]
@@ -175,14 +176,15 @@ def jobs_chart_description(rows: list[MonthRow], report: UsageReport) -> str:
 def cost_chart_description(rows: list[MonthRow], report: UsageReport) -> str:
     """A sentence that says what the cost chart shows, for screen readers."""
     peak = _peak(rows, lambda row: row.usage.final_cost)
+    currency = report.plan.currency
     text = (
         f"Bar chart of final cost per month, drawn over the base cost before discounts, from "
         f"{month_label(report.start_month)} to {month_label(report.end_month)}: final cost "
-        f"{_money_text(report.totals.final_cost)} against a base cost of "
-        f"{_money_text(report.totals.base_cost)}"
+        f"{_money_text(report.totals.final_cost, currency)} against a base cost of "
+        f"{_money_text(report.totals.base_cost, currency)}"
     )
     if peak:
-        text += f"; the highest month was {peak.label} at {_money_text(peak.usage.final_cost)}"
+        text += f"; the highest month was {peak.label} at {_money_text(peak.usage.final_cost, currency)}"
     return text + ". The same figures are in the monthly usage table."
 
 
@@ -280,7 +282,7 @@ def usage_page(report: UsageReport, *, today_month: dt.date) -> UsagePage:
             dom_id="cost-chart",
             title="Cost per month",
             description=cost_chart_description(months, report),
-            points=cost_chart_points(months),
+            points=cost_chart_points(months, currency=report.plan.currency),
             has_background=True,
         ),
         is_empty=is_empty(report),
