@@ -120,3 +120,34 @@ def range_presets(*, today_month: dt.date, selected: tuple[dt.date, dt.date] | N
             )
         )
     return presets
+
+
+class DayMonthForm(forms.Form):
+    """The month of the usage page's daily view (``day_month``); a bad or future month falls back
+    to ``default`` (the range's last month) and says why, without failing the page."""
+
+    day_month = MonthField(label="Month")
+
+    def __init__(self, data=None, *, today_month: dt.date, default: dt.date, **kwargs):
+        self.today_month = today_month
+        self.default = default
+        super().__init__(data, **kwargs)
+
+    @classmethod
+    def from_query(cls, query, *, today_month: dt.date, default: dt.date) -> "DayMonthForm":
+        return cls({"day_month": query.get("day_month", "")}, today_month=today_month, default=default)
+
+    def clean_day_month(self):
+        month = self.cleaned_data.get("day_month")
+        if month is not None and month > self.today_month:
+            raise forms.ValidationError(
+                f"Usage is only known up to the current month ({format_month(self.today_month)})."
+            )
+        return month
+
+    @property
+    def month(self) -> dt.date:
+        """The month to show: the chosen one when valid, else the default."""
+        if self.is_valid() and self.cleaned_data["day_month"] is not None:
+            return self.cleaned_data["day_month"]
+        return self.default

@@ -13,7 +13,7 @@ from django.utils.safestring import mark_safe
 from accounts.models import ApiKey
 from usage import pricing
 from usage.months import format_month
-from usage.selectors import MonthUsage, Usage, UsageReport
+from usage.selectors import DailyReport, DayUsage, MonthUsage, Usage, UsageReport
 
 from . import charts
 
@@ -286,4 +286,86 @@ def usage_page(report: UsageReport, *, today_month: dt.date) -> UsagePage:
             has_background=True,
         ),
         is_empty=is_empty(report),
+    )
+
+
+@dataclass(frozen=True)
+class DailyPage:
+    """The daily view of one month: a row per UTC day, two charts, and the month's totals."""
+
+    report: DailyReport
+    jobs_chart: ChartView
+    cost_chart: ChartView
+    partial_label: str
+
+    @property
+    def label(self) -> str:
+        return self.report.month.strftime("%B %Y")
+
+    @property
+    def key(self) -> str:
+        return format_month(self.report.month)
+
+    @property
+    def days_newest_first(self) -> list[DayUsage]:
+        return self.report.days[::-1]
+
+
+def _day_label(day: dt.date) -> str:
+    return f"{day.day} {day:%b %Y}"
+
+
+def daily_page(report: DailyReport, *, today: dt.date) -> DailyPage:
+    """Charts of jobs and of final cost per day of the report's month; today is marked partial."""
+    currency = report.plan.currency
+    jobs_points, cost_points = [], []
+    for day in report.days:
+        partial = day.day == today
+        so_far = " (so far)" if partial else ""
+        common = {
+            "label": _day_label(day.day),
+            "short_label": str(day.day.day),
+            "group_label": "",
+            "partial": partial,
+        }
+        jobs_points.append(
+            charts.ChartPoint(
+                **common, value=day.jobs, tooltip=f"{_day_label(day.day)}{so_far}: {day.jobs:,} jobs"
+            )
+        )
+        cost_points.append(
+            charts.ChartPoint(
+                **common,
+                value=day.final_cost,
+                background=day.base_cost,
+                tooltip=f"{_day_label(day.day)}{so_far}: final cost {_money_text(day.final_cost, currency)}, "
+                f"base cost {_money_text(day.base_cost, currency)}",
+            )
+        )
+    month = report.month.strftime("%B %Y")
+    busiest = max(report.days, key=lambda day: day.jobs, default=None)
+    jobs_text = f"Bar chart of jobs per UTC day in {month}: {report.totals.jobs:,} jobs in total"
+    if busiest is not None and busiest.jobs:
+        jobs_text += f"; the busiest day was {_day_label(busiest.day)} with {busiest.jobs:,} jobs"
+    cost_text = (
+        f"Bar chart of final cost per UTC day in {month}, over the base cost: final cost "
+        f"{_money_text(report.totals.final_cost, currency)} in total"
+    )
+    return DailyPage(
+        report=report,
+        partial_label="Today so far" if any(day.day == today for day in report.days) else "",
+        jobs_chart=_chart_view(
+            dom_id="daily-jobs-chart",
+            title=f"Jobs per day, {month}",
+            description=jobs_text + ". The same figures are in the daily table.",
+            points=jobs_points,
+            has_background=False,
+        ),
+        cost_chart=_chart_view(
+            dom_id="daily-cost-chart",
+            title=f"Cost per day, {month}",
+            description=cost_text + ". The same figures are in the daily table.",
+            points=cost_points,
+            has_background=True,
+        ),
     )
