@@ -295,6 +295,34 @@ def stored_reconcile(*, usage_scope: Scope, language_scope: Scope | None = None)
     return corrected
 
 
+def stored_daily_mismatches(scope: Scope) -> list[OrgMonth]:
+    """Organisation-months in ``scope`` whose stored daily rows do not add up to their stored
+    monthly rows (by tier and free flag): the only months whose daily rows can be wrong when
+    the checksum found the monthly ones right. Reads the two aggregate tables only."""
+    where, params = scope.sql("s")
+    groups = "organisation_id, month, tier, is_free"
+    sums = "SUM(jobs) AS jobs, SUM(transcription_tokens) AS tt, SUM(note_tokens) AS nt"
+    sql = f"""
+        SELECT DISTINCT organisation_id, month FROM (
+            SELECT {groups} FROM (
+                SELECT {groups}, {sums}, 1 AS side
+                FROM {quote(MonthlyUsage._meta.db_table)} s WHERE {where} GROUP BY {groups}
+                UNION ALL
+                SELECT {groups}, {sums}, -1 AS side
+                FROM {quote(DailyUsage._meta.db_table)} s WHERE {where} GROUP BY {groups}
+            ) x
+            GROUP BY {groups}
+            HAVING SUM(side * jobs) <> 0 OR SUM(side * tt) <> 0 OR SUM(side * nt) <> 0
+        ) m
+    """
+    return [(org, date_from_db(month)) for org, month in fetch(sql, params + params)]
+
+
+def stored_daily_reconcile(scope: Scope) -> int:
+    """Make the daily aggregate equal the jobs' grouping in ``scope``; returns the rows corrected."""
+    return _reconcile_table("daily", scope)
+
+
 def stored_month_count(scope: Scope) -> int:
     """How many organisation-months the stored usage rows in ``scope`` cover."""
     where, params = scope.sql("s")
