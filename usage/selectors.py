@@ -408,3 +408,13 @@ def usage_status_counts(
         organisation=organisation, month__gte=start_month, month__lte=end_month
     ).aggregate(**{column: Sum(column) for column in _STATUS_COLUMNS})
     return {status: sums[column] or 0 for status, column in zip(JOB_STATUSES, _STATUS_COLUMNS, strict=True)}
+
+
+def usage_first_month(*, organisation: Organisation) -> dt.date | None:
+    """The organisation's first month with jobs (stored aggregates; one query), None without any."""
+    return (
+        MonthlyUsage.objects.filter(organisation=organisation)
+        .order_by("month")
+        .values_list("month", flat=True)
+        .first()
+    )

@@ -182,3 +182,18 @@ def test_a_bad_daily_month_falls_back_and_says_why(client, member, busy_acme, va
     assert response.status_code == 200
     assert response.context["daily"].report.month == dt.date(2025, 2, 1)
     assert 'id="daily-errors"' in response.content.decode()
+
+
+def test_the_page_labels_say_what_they_count_and_offer_all_time(client, member, busy_acme):
+    client.force_login(member)
+    with time_machine.travel(dt.datetime(2025, 3, 10, 12, tzinfo=dt.UTC), tick=False):
+        response = client.get(PAGE)
+    page = response.content.decode()
+    statuses = response.context["statuses"]
+
+    assert 'Completed jobs <span class="dt-note">(transcript and LRC)</span>' in page
+    assert 'API calls <span class="dt-note">(requests to this portal\'s API)</span>' in page
+    assert '<a href="?start=2025-01&amp;end=2025-03">All time</a>' in page
+    assert statuses == {"completed": 10, "failed": 10, "queued": 10, "processing": 10}
+    assert f'id="status-failed">{statuses["failed"]}<' in page
+    assert 'href="/api/docs/"' in page

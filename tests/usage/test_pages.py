@@ -340,7 +340,7 @@ def test_an_inactive_organisation_is_flagged(as_member, acme, history):
 
 # session, user, access, then usage_report (stale marks, plan, tiers, monthly rows, keys,
 # languages, API calls, free jobs left), then the header's organisation switcher.
-PAGE_QUERIES = 13  # the report's, then the status counts and the daily view's rows
+PAGE_QUERIES = 14  # the report's, the status counts, the daily view's rows, the first month
 
 
 def _small(acme):

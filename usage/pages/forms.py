@@ -95,8 +95,17 @@ class RangePreset:
     selected: bool
 
 
-def range_presets(*, today_month: dt.date, selected: tuple[dt.date, dt.date] | None) -> list[RangePreset]:
-    """Quick choices offered next to the picker; ``selected`` marks the one in use, if any."""
+def range_presets(
+    *,
+    today_month: dt.date,
+    selected: tuple[dt.date, dt.date] | None,
+    first_month: dt.date | None = None,
+) -> list[RangePreset]:
+    """Quick choices offered next to the picker; ``selected`` marks the one in use, if any.
+
+    With ``first_month`` (the organisation's first month with usage) an "All time" choice runs
+    from it (at most ``MAX_RANGE_MONTHS`` back) through the current month.
+    """
     choices = [
         ("This month", today_month, today_month),
         ("3 months", add_months(today_month, -2), today_month),
@@ -117,6 +126,16 @@ def range_presets(*, today_month: dt.date, selected: tuple[dt.date, dt.date] | N
                 start=format_month(start),
                 end=format_month(end),
                 selected=(start, end) == selected,
+            )
+        )
+    if first_month is not None:
+        start = max(min(first_month, today_month), add_months(today_month, 1 - MAX_RANGE_MONTHS))
+        presets.append(
+            RangePreset(
+                label="All time",
+                start=format_month(start),
+                end=format_month(today_month),
+                selected=(start, today_month) == selected,
             )
         )
     return presets

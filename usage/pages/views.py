@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 from accounts.selectors import OrganisationAccess
 from accounts.views import organisation_page
 from usage.months import current_month
-from usage.selectors import usage_daily, usage_report, usage_status_counts
+from usage.selectors import usage_daily, usage_first_month, usage_report, usage_status_counts
 
 from .csv_export import csv_filename, usage_csv
 from .forms import DayMonthForm, UsageRangeForm, range_presets
@@ -48,7 +48,11 @@ def usage_page(request: HttpRequest, access: OrganisationAccess) -> HttpResponse
     context["day_form"] = day_form
     # Show the months in use, defaults included, rather than what the URL happened to say.
     context["form"] = UsageRangeForm(initial={"start": start, "end": end}, today_month=today_month)
-    context["presets"] = range_presets(today_month=today_month, selected=(start, end))
+    context["presets"] = range_presets(
+        today_month=today_month,
+        selected=(start, end),
+        first_month=usage_first_month(organisation=access.organisation),
+    )
     return render(request, "usage/usage_page.html", context)
 
 
