@@ -157,3 +157,38 @@ class ServiceKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+class Invitation(models.Model):
+    """An owner's invitation of an email address to join an organisation with a role.
+
+    The link sent by email carries a signed, expiring token of the row's id
+    (``accounts.services.invitation_token``); the row records who accepted it, and when, so
+    a link is good for one acceptance only.
+    """
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(role__in=["owner", "member"]), name="invitation_role_valid"),
+            models.CheckConstraint(condition=~Q(email=""), name="invitation_email_not_empty"),
+        ]
+        indexes = [models.Index(fields=["organisation", "accepted_at"], name="invitation_org_pending_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.organisation.org_id} ({self.role})"
+
+    @property
+    def is_accepted(self) -> bool:
+        return self.accepted_at is not None

@@ -3,7 +3,7 @@
 The access rules of the customer portal live here, in one place:
 
 - a member (owner or member role) sees their organisation's usage and its key list;
-- only an owner creates or revokes keys;
+- only an owner creates or revokes keys, invites people, changes roles and removes members;
 - staff see any organisation's usage and key list, read-only, unless they are also its owner;
 - anyone else learns nothing, not even that the organisation exists.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
-from .models import ApiKey, Membership, Organisation, User
+from .models import ApiKey, Invitation, Membership, Organisation, User
 
 STAFF_ORGANISATION_LIST_LIMIT = 50
 
@@ -45,6 +45,14 @@ class OrganisationAccess:
 
     @property
     def can_manage_keys(self) -> bool:
+        return self.is_owner
+
+    @property
+    def can_view_team(self) -> bool:
+        return self.is_member or self.is_staff
+
+    @property
+    def can_manage_team(self) -> bool:
         return self.is_owner
 
 
@@ -115,4 +123,21 @@ def api_key_ids_with_usage(*, key_ids: Collection[int]) -> set[int]:
             | Exists(call_count_model.objects.filter(api_key=OuterRef("pk")))
         )
         .values_list("pk", flat=True)
+    )
+
+
+def team_list(*, organisation: Organisation) -> list[Membership]:
+    """The organisation's memberships with their users: owners first, then by username (one query)."""
+    return sorted(
+        Membership.objects.select_related("user").filter(organisation=organisation),
+        key=lambda membership: (membership.role != Membership.Role.OWNER, membership.user.username.lower()),
+    )
+
+
+def invitation_list_pending(*, organisation: Organisation, since) -> list[Invitation]:
+    """Invitations of the organisation not yet accepted and created after ``since``, newest first."""
+    return list(
+        Invitation.objects.select_related("invited_by").filter(
+            organisation=organisation, accepted_at__isnull=True, created_at__gt=since
+        )
     )

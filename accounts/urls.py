@@ -7,4 +7,8 @@ urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
     path("orgs/<str:org_id>/keys/", views.api_keys, name="api-keys"),
     path("orgs/<str:org_id>/keys/<int:key_id>/revoke/", views.api_key_revoke_confirm, name="api-key-revoke"),
+    path("orgs/<str:org_id>/team/", views.team, name="team"),
+    path("orgs/<str:org_id>/team/<int:membership_id>/role/", views.team_role, name="team-role"),
+    path("orgs/<str:org_id>/team/<int:membership_id>/remove/", views.team_remove, name="team-remove"),
+    path("invitations/<str:token>/", views.invitation_accept_page, name="invitation-accept"),
 ]

@@ -1,4 +1,4 @@
-"""Customer pages of the accounts app: the dashboard and the API keys page.
+"""Customer pages of the accounts app: the dashboard, the API keys page and the team pages.
 
 Views only translate requests: access rules are in ``accounts.selectors``, writes in
 ``accounts.services``.
@@ -8,25 +8,42 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.errors import DomainError
 
-from .forms import ApiKeyCreateForm
+from .forms import ApiKeyCreateForm, InvitationForm, InvitationSignUpForm, RoleForm
+from .models import Membership, User
 from .selectors import (
     OrganisationAccess,
     api_key_get,
     api_key_list,
+    invitation_list_pending,
     membership_list,
     organisation_access,
     organisation_list_for_staff,
+    team_list,
 )
-from .services import api_key_create, api_key_revoke
+from .services import (
+    INVITATION_MAX_AGE,
+    InvalidInvitationError,
+    api_key_create,
+    api_key_revoke,
+    invitation_accept,
+    invitation_from_token,
+    membership_invite,
+    membership_remove,
+    membership_role_set,
+)
 
 _NEW_KEY_SESSION_PREFIX = "portal.new-api-key."
 
@@ -140,3 +157,170 @@ def api_key_revoke_confirm(request: HttpRequest, access: OrganisationAccess, key
         "accounts/api_key_revoke.html",
         {"access": access, "organisation": access.organisation, "api_key": api_key},
     )
+
+
+@require_http_methods(["GET", "POST"])
+@organisation_page
+def team(request: HttpRequest, access: OrganisationAccess) -> HttpResponse:
+    """The organisation's people; owners also invite someone here (POST, then back to the list)."""
+    form = InvitationForm()
+    status = 200
+    if request.method == "POST":
+        if not access.can_manage_team:
+            raise PermissionDenied("Only an owner of this organisation can invite people.")
+        form = InvitationForm(request.POST)
+        if form.is_valid():
+            try:
+                invitation = membership_invite(
+                    organisation=access.organisation,
+                    email=form.cleaned_data["email"],
+                    role=form.cleaned_data["role"],
+                    invited_by=request.user,
+                    link_for=lambda token: request.build_absolute_uri(
+                        reverse("invitation-accept", kwargs={"token": token})
+                    ),
+                )
+            except DomainError as error:
+                form.add_error(error.field, error.message)
+            else:
+                messages.success(
+                    request,
+                    f"Invitation sent to {invitation.email}: the link works once, "
+                    f"for {INVITATION_MAX_AGE.days} days.",
+                )
+                return redirect("team", org_id=access.organisation.org_id)
+        status = 400
+    invitations = []
+    if access.can_manage_team:
+        invitations = invitation_list_pending(
+            organisation=access.organisation, since=timezone.now() - INVITATION_MAX_AGE
+        )
+    for invitation in invitations:
+        invitation.expires_at = invitation.created_at + INVITATION_MAX_AGE
+    response = render(
+        request,
+        "accounts/team.html",
+        {
+            "access": access,
+            "organisation": access.organisation,
+            "memberships": team_list(organisation=access.organisation),
+            "invitations": invitations,
+            "form": form,
+            "roles": Membership.Role.choices,
+        },
+        status=status,
+    )
+    add_never_cache_headers(response)
+    return response
+
+
+@require_POST
+@organisation_page
+def team_role(request: HttpRequest, access: OrganisationAccess, membership_id: int) -> HttpResponse:
+    """An owner gives a member another role, then goes back to the list."""
+    if not access.can_manage_team:
+        raise PermissionDenied("Only an owner of this organisation can change roles.")
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose owner or member.")
+        return redirect("team", org_id=access.organisation.org_id)
+    try:
+        membership = membership_role_set(
+            organisation=access.organisation, membership_id=membership_id, role=form.cleaned_data["role"]
+        )
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request, f"{membership.user.get_username()} is now {membership.get_role_display().lower()}."
+        )
+    return redirect("team", org_id=access.organisation.org_id)
+
+
+@require_http_methods(["GET", "POST"])
+@organisation_page
+def team_remove(request: HttpRequest, access: OrganisationAccess, membership_id: int) -> HttpResponse:
+    """Ask an owner to confirm (GET), then remove the member (POST)."""
+    if not access.can_manage_team:
+        raise PermissionDenied("Only an owner of this organisation can remove members.")
+    membership = next((m for m in team_list(organisation=access.organisation) if m.pk == membership_id), None)
+    if membership is None:
+        raise Http404("No such member.")
+    if request.method == "POST":
+        try:
+            membership_remove(organisation=access.organisation, membership_id=membership_id)
+        except DomainError as error:
+            messages.error(request, error.message)
+            return redirect("team", org_id=access.organisation.org_id)
+        if membership.user_id == request.user.pk:
+            messages.success(request, f"You left {access.organisation.name}.")
+            return redirect("dashboard")
+        messages.success(request, f"{membership.user.get_username()} was removed from the organisation.")
+        return redirect("team", org_id=access.organisation.org_id)
+    return render(
+        request,
+        "accounts/team_remove.html",
+        {"access": access, "organisation": access.organisation, "membership": membership},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_accept_page(request: HttpRequest, token: str) -> HttpResponse:
+    """Join an organisation from an invitation link.
+
+    A logged-in user with the invited address joins with one button; someone not logged in
+    whose address has an account logs in first; a new person chooses a username and password.
+    """
+    try:
+        invitation = invitation_from_token(token=token)
+    except InvalidInvitationError as error:
+        return _invitation_refused(request, error.message, status=410)
+    user = request.user if request.user.is_authenticated else None
+    if user is not None and (user.email or "").strip().lower() != invitation.email.lower():
+        return _invitation_refused(
+            request,
+            f"This invitation was sent to another email address than the one of your account "
+            f"({user.get_username()}). Log out, then open the link again to accept it with the "
+            "invited address.",
+            status=403,
+        )
+    has_account = user is None and User.objects.filter(email__iexact=invitation.email).exists()
+    if has_account and request.method == "GET":
+        return render(
+            request, "accounts/invitation_accept.html", {"invitation": invitation, "has_account": True}
+        )
+    if has_account:
+        return redirect_to_login(request.get_full_path())
+    form = InvitationSignUpForm(request.POST or None) if user is None else None
+    status = 200
+    if request.method == "POST":
+        if form is None or form.is_valid():
+            try:
+                membership = invitation_accept(
+                    token=token,
+                    user=user,
+                    username=form.cleaned_data["username"] if form else "",
+                    password=form.cleaned_data["password1"] if form else "",
+                )
+            except InvalidInvitationError as error:
+                return _invitation_refused(request, error.message, status=410)
+            except DomainError as error:
+                form.add_error(error.field, error.message)
+            else:
+                if user is None:
+                    login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+                messages.success(request, f"Welcome to {membership.organisation.name}.")
+                return redirect("usage-page", org_id=membership.organisation.org_id)
+        status = 400
+    response = render(
+        request,
+        "accounts/invitation_accept.html",
+        {"invitation": invitation, "form": form, "has_account": False},
+        status=status,
+    )
+    add_never_cache_headers(response)
+    return response
+
+
+def _invitation_refused(request: HttpRequest, reason: str, *, status: int) -> HttpResponse:
+    return render(request, "accounts/invitation_refused.html", {"reason": reason}, status=status)

@@ -1,3 +1,4 @@
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -13,6 +14,11 @@ STANDARD_PLAN_NAME = "standard"
 MAX_AUDIO_DURATION_SECONDS = 31 * 24 * 60 * 60  # 2,678,400
 MAX_TOKENS = 10**9
 
+CURRENCY_RE = r"^[A-Z]{3}$"
+currency_validator = RegexValidator(
+    CURRENCY_RE, "A currency is an ISO 4217 code: three capital letters, such as USD."
+)
+
 
 class PricingPlan(models.Model):
     """Prices per job and per 1,000 tokens, plus graduated monthly tiers (see ``PricingTier``)."""
@@ -23,6 +29,12 @@ class PricingPlan(models.Model):
         max_digits=14, decimal_places=6, help_text="Price per 1,000 transcription tokens."
     )
     note_rate = models.DecimalField(max_digits=14, decimal_places=6, help_text="Price per 1,000 note tokens.")
+    currency = models.CharField(
+        max_length=3,
+        default="USD",
+        validators=[currency_validator],
+        help_text="ISO 4217 code of the prices and of every cost shown, such as USD, EUR or INR.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -31,6 +43,7 @@ class PricingPlan(models.Model):
                 condition=Q(per_job_fee__gte=0) & Q(transcription_rate__gte=0) & Q(note_rate__gte=0),
                 name="pricingplan_prices_gte_0",
             ),
+            models.CheckConstraint(condition=Q(currency__regex=CURRENCY_RE), name="pricingplan_currency_iso"),
         ]
 
     def __str__(self) -> str:
@@ -179,6 +192,39 @@ class MonthlyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.month:%Y-%m} tier {self.tier}{' free' if self.is_free else ''}: {self.jobs} jobs"
+
+
+class DailyUsage(models.Model):
+    """Stored aggregate: the jobs of one organisation on one UTC day, by tier and free flag.
+
+    Kept by the engine with ``MonthlyUsage`` (same scopes, same reconcile), so a month's days add
+    up exactly to the month; ``month`` is the first day of ``day``'s month, for those scopes.
+    The status counts split ``jobs`` by job status.
+    """
+
+    organisation = models.ForeignKey("accounts.Organisation", on_delete=models.CASCADE, related_name="+")
+    month = models.DateField()
+    day = models.DateField()
+    tier = models.PositiveSmallIntegerField()
+    is_free = models.BooleanField()
+    jobs = models.PositiveBigIntegerField()
+    transcription_tokens = models.PositiveBigIntegerField()
+    note_tokens = models.PositiveBigIntegerField()
+    queued_jobs = models.PositiveBigIntegerField()
+    processing_jobs = models.PositiveBigIntegerField()
+    completed_status_jobs = models.PositiveBigIntegerField()
+    failed_jobs = models.PositiveBigIntegerField()
+
+    class Meta:
+        verbose_name_plural = "daily usage"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "month", "day", "tier", "is_free"], name="dailyusage_unique_row"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} tier {self.tier}{' free' if self.is_free else ''}: {self.jobs} jobs"
 
 
 class LanguageUsage(models.Model):

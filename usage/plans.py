@@ -13,6 +13,7 @@ def _to_plan(plan: PricingPlan, *, tiers: list[PricingTier] | None = None) -> Pl
         per_job_fee=plan.per_job_fee,
         transcription_rate=plan.transcription_rate,
         note_rate=plan.note_rate,
+        currency=plan.currency,
         tiers=tuple(
             Tier(name=tier.name, first_rank=tier.first_rank, discount_percent=tier.discount_percent)
             for tier in tiers

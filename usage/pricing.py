@@ -13,6 +13,22 @@ HUNDRED = Decimal(100)
 THOUSAND = Decimal(1000)
 _MONEY_PLACES = Decimal("0.00001")
 _PERCENT_PLACES = Decimal("0.01")
+_CENTS = Decimal("0.01")
+
+# Symbols of the currencies customers commonly read them in; any other code is written out.
+CURRENCY_SYMBOLS = {
+    "USD": "$",
+    "EUR": "€",
+    "GBP": "£",
+    "INR": "₹",
+    "JPY": "¥",
+    "CNY": "CN¥",
+    "AUD": "A$",
+    "CAD": "CA$",
+    "NZD": "NZ$",
+    "BRL": "R$",
+    "KRW": "₩",
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +47,7 @@ class Plan:
     transcription_rate: Decimal
     note_rate: Decimal
     tiers: tuple[Tier, ...]
+    currency: str = "USD"
 
     def __post_init__(self) -> None:
         problems = tier_problems([(tier.first_rank, tier.discount_percent) for tier in self.tiers])
@@ -137,3 +154,15 @@ def present_money(amount: Decimal) -> Decimal:
 def present_percent(amount: Decimal) -> Decimal:
     """Round a percentage half-up to 2 decimal places, for display and JSON only."""
     return amount.quantize(_PERCENT_PLACES, rounding=ROUND_HALF_UP)
+
+
+def present_money_in(amount: Decimal, *, currency: str, exact: bool = False) -> str:
+    """Money as people read it: ``$1,234.57`` (symbol, or ``CHF 1,234.57`` for other codes), two
+    decimals half-up; ``exact`` gives the 5-place figure with the code: ``1,234.56789 USD``."""
+    if exact:
+        return f"{present_money(amount):,f} {currency}"
+    rounded = amount.quantize(_CENTS, rounding=ROUND_HALF_UP)
+    sign = "-" if rounded < 0 else ""
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    figure = f"{abs(rounded):,f}"
+    return f"{sign}{symbol}{figure}" if symbol else f"{sign}{currency}\u00a0{figure}"

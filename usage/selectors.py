@@ -16,8 +16,8 @@ from accounts.models import ApiKey, Organisation
 
 from . import pricing
 from .engine.refresh import usage_refresh
-from .models import ApiCallCount, LanguageUsage, MonthlyUsage
-from .months import month_range
+from .models import ApiCallCount, DailyUsage, LanguageUsage, MonthlyUsage
+from .months import add_months, month_range
 from .plans import plan_for_organisation
 
 
@@ -318,4 +318,103 @@ def usage_all_time(*, organisation: Organisation) -> AllTimeApiUsage:
         total_duration_seconds=seconds,
         jobs_by_language=dict(sorted(languages.items(), key=lambda item: (-item[1], item[0]))),
         api_calls=api_calls,
+    )
+
+
+@dataclass
+class DayUsage:
+    """One UTC day: its jobs by status and their exact money."""
+
+    day: dt.date
+    jobs: int = 0
+    base_cost: Decimal = pricing.ZERO
+    final_cost: Decimal = pricing.ZERO
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class DailyReport:
+    """Every day of one month (through ``last_day``), and their sums, which are the month's."""
+
+    organisation: Organisation
+    plan: pricing.Plan
+    month: dt.date
+    days: list[DayUsage]
+    totals: DayUsage
+
+
+JOB_STATUSES = ("completed", "failed", "queued", "processing")
+_STATUS_COLUMNS = ("completed_status_jobs", "failed_jobs", "queued_jobs", "processing_jobs")
+
+
+def usage_daily(
+    *,
+    organisation: Organisation,
+    month: dt.date,
+    last_day: dt.date | None = None,
+    plan: pricing.Plan | None = None,
+    refresh: bool = True,
+) -> DailyReport:
+    """Jobs (by status) and costs of ``organisation`` per UTC day of ``month``, from the stored
+    daily aggregate (constant query count); the days add up exactly to the month of
+    ``usage_report``. Days run from the 1st to the month's end, or to ``last_day`` if earlier.
+
+    A caller that has just read ``usage_report`` passes its plan and ``refresh=False``.
+    """
+    if refresh:
+        usage_refresh(organisation_id=organisation.pk)
+    plan = plan or plan_for_organisation(organisation)
+    end = add_months(month, 1) - dt.timedelta(days=1)
+    if last_day is not None:
+        end = max(month, min(end, last_day))
+    days = {
+        month + dt.timedelta(days=offset): DayUsage(day=month + dt.timedelta(days=offset))
+        for offset in range((end - month).days + 1)
+    }
+    totals = DayUsage(day=month, statuses=dict.fromkeys(JOB_STATUSES, 0))
+    for day in days.values():
+        day.statuses = dict.fromkeys(JOB_STATUSES, 0)
+    rows = DailyUsage.objects.filter(organisation=organisation, month=month).values_list(
+        "day", "tier", "is_free", "jobs", "transcription_tokens", "note_tokens", *_STATUS_COLUMNS
+    )
+    for day, tier, is_free, jobs, transcription, notes, *statuses in rows:
+        tier = min(tier, len(plan.tiers))
+        base = pricing.base_cost(plan, jobs=jobs, transcription_tokens=transcription, note_tokens=notes)
+        final = pricing.final_cost(plan, base=base, tier=tier, is_free=is_free)
+        bucket = days.get(day) or days.setdefault(
+            day, DayUsage(day=day, statuses=dict.fromkeys(JOB_STATUSES, 0))
+        )
+        for target in (bucket, totals):
+            target.jobs += jobs
+            target.base_cost += base
+            target.final_cost += final
+            for status, count in zip(JOB_STATUSES, statuses, strict=True):
+                target.statuses[status] += count
+    return DailyReport(
+        organisation=organisation,
+        plan=plan,
+        month=month,
+        days=[days[day] for day in sorted(days)],
+        totals=totals,
+    )
+
+
+def usage_status_counts(
+    *, organisation: Organisation, start_month: dt.date, end_month: dt.date
+) -> dict[str, int]:
+    """Jobs of the months from ``start_month`` to ``end_month`` by status (one query on the daily
+    aggregate; call after a read that resolved the stale marks, such as ``usage_report``)."""
+    sums = DailyUsage.objects.filter(
+        organisation=organisation, month__gte=start_month, month__lte=end_month
+    ).aggregate(**{column: Sum(column) for column in _STATUS_COLUMNS})
+    return {status: sums[column] or 0 for status, column in zip(JOB_STATUSES, _STATUS_COLUMNS, strict=True)}
+
+
+def usage_first_month(*, organisation: Organisation) -> dt.date | None:
+    """The organisation's first month with jobs (stored aggregates; one query), None without any."""
+    return (
+        MonthlyUsage.objects.filter(organisation=organisation)
+        .order_by("month")
+        .values_list("month", flat=True)
+        .first()
     )

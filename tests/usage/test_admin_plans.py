@@ -20,6 +20,7 @@ def plan_data(*tiers, name="pro"):
     """POST data for the add form: tiers are (name, first_rank, discount)."""
     data = {
         "name": name,
+        "currency": "USD",
         "per_job_fee": "0.5",
         "transcription_rate": "0.01",
         "note_rate": "0.02",

@@ -38,7 +38,7 @@ def history(acme):
 
 
 def _rows(response):
-    return list(csv.DictReader(io.StringIO(response.content.decode("utf-8"))))
+    return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
 
 
 def _usage_columns(report, usage):
@@ -51,9 +51,9 @@ def _usage_columns(report, usage):
         "note_tokens": str(usage.note_tokens),
         **{f"{name}_jobs": str(usage.tiers[name]) for name in report.plan.tier_names},
         "free_jobs": str(usage.free_jobs),
-        "base_cost": str(present_money(usage.base_cost)),
-        "final_cost": str(present_money(usage.final_cost)),
-        "savings": str(present_money(usage.savings)),
+        "base_cost_USD": str(present_money(usage.base_cost)),
+        "final_cost_USD": str(present_money(usage.final_cost)),
+        "savings_USD": str(present_money(usage.savings)),
         "effective_discount_percentage": str(present_percent(usage.effective_discount_percentage)),
     }
 
@@ -124,7 +124,16 @@ def test_every_figure_equals_the_report(as_member, acme, history):
         web_rows, [report.web.months[month] for month in sorted(report.web.months)], strict=True
     ):
         assert {key: row[key] for key in _usage_columns(report, usage)} == _usage_columns(report, usage)
-    assert len(rows) == len(month_rows) + len(key_rows) + len(web_rows)
+    language_rows = [row for row in rows if row["record"] == "language"]
+    assert {row["language"]: row["jobs"] for row in language_rows} == {
+        language: str(jobs) for language, jobs in report.languages.items()
+    }
+    (total,) = [row for row in rows if row["record"] == "total"]
+    assert {key: total[key] for key in _usage_columns(report, report.totals)} == _usage_columns(
+        report, report.totals
+    )
+    assert total["api_calls"] == str(report.api_calls)
+    assert len(rows) == len(month_rows) + len(key_rows) + len(web_rows) + len(language_rows) + 1
 
 
 def test_the_rows_add_up_to_the_totals(as_member, acme, history):
@@ -172,6 +181,7 @@ def test_an_empty_range_still_has_its_header_and_months(as_member, acme):
     assert [(row["record"], row["month_start"], row["jobs"]) for row in rows] == [
         ("month", "2025-05", "0"),
         ("month", "2025-06", "0"),
+        ("total", "2025-05", "0"),
     ]
 
 
@@ -214,5 +224,7 @@ def test_the_export_query_count_does_not_grow_with_the_data(
     with django_assert_num_queries(CSV_QUERIES):
         response = as_member.get(URL, {"start": "2023-07", "end": "2025-06"})
 
-    # 24 month rows, then one row per key-month and per web month with jobs.
-    assert len(_rows(response)) == 24 + keys * months + months
+    # 24 month rows, one row per key-month and per web month with jobs, the languages, the total.
+    rows = _rows(response)
+    languages = sum(1 for row in rows if row["record"] == "language")
+    assert len(rows) == 24 + keys * months + months + languages + 1

@@ -102,20 +102,36 @@ def _usage_panel_context(organisation: Organisation) -> dict:
     current_tier = month_usage.current_tier(plan)
     highest_reached = plan.tier_at(max(m.highest_tier for m in all_time.months))
 
+    currency = plan.currency
+
+    def money(amount) -> str:
+        return f"{present_money(amount):,f} {currency}"
+
+    def count(value: int) -> str:
+        return f"{value:,}"
+
     rows = [
-        ("Jobs", month.totals.jobs, all_time.totals.jobs),
-        ("Completed jobs (transcript and LRC)", month.totals.completed_jobs, all_time.totals.completed_jobs),
-        ("Free jobs", month.totals.free_jobs, all_time.totals.free_jobs),
-        ("Audio seconds", month.totals.audio_duration_seconds, all_time.totals.audio_duration_seconds),
-        ("Base cost", present_money(month.totals.base_cost), present_money(all_time.totals.base_cost)),
-        ("Final cost", present_money(month.totals.final_cost), present_money(all_time.totals.final_cost)),
-        ("Savings", present_money(month.totals.savings), present_money(all_time.totals.savings)),
+        ("Jobs", count(month.totals.jobs), count(all_time.totals.jobs)),
+        (
+            "Completed jobs (transcript and LRC)",
+            count(month.totals.completed_jobs),
+            count(all_time.totals.completed_jobs),
+        ),
+        ("Free jobs", count(month.totals.free_jobs), count(all_time.totals.free_jobs)),
+        (
+            "Audio seconds",
+            count(month.totals.audio_duration_seconds),
+            count(all_time.totals.audio_duration_seconds),
+        ),
+        ("Base cost", money(month.totals.base_cost), money(all_time.totals.base_cost)),
+        ("Final cost", money(month.totals.final_cost), money(all_time.totals.final_cost)),
+        ("Savings", money(month.totals.savings), money(all_time.totals.savings)),
         (
             "Effective discount %",
             present_percent(month.totals.effective_discount_percentage),
             present_percent(all_time.totals.effective_discount_percentage),
         ),
-        ("API calls", month.api_calls, all_time.api_calls),
+        ("API calls (requests to the portal's API)", count(month.api_calls), count(all_time.api_calls)),
     ]
     tiers = [
         {

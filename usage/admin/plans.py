@@ -54,6 +54,7 @@ class PricingPlanAdmin(PortalModelAdmin):
 
     list_display = (
         "name",
+        "currency",
         "per_job_fee",
         "transcription_rate",
         "note_rate",
@@ -65,7 +66,7 @@ class PricingPlanAdmin(PortalModelAdmin):
     inlines = (PricingTierInline,)
     fieldsets = (
         (None, {"fields": ("name",)}),
-        ("Prices", {"fields": ("per_job_fee", "transcription_rate", "note_rate")}),
+        ("Prices", {"fields": ("currency", "per_job_fee", "transcription_rate", "note_rate")}),
     )
 
     def get_queryset(self, request):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from accounts.models import Organisation
-from usage.models import Job, LanguageUsage, MonthlyUsage
+from usage.models import DailyUsage, Job, LanguageUsage, MonthlyUsage
 from usage.months import date_from_db
 
 OrgMonth = tuple[int, dt.date]
@@ -24,6 +24,22 @@ _MAX_BRANCHES = 100
 
 _USAGE_KEYS = ("organisation_id", "month", "api_key_id", "tier", "is_free")
 _USAGE_VALUES = ("jobs", "completed_jobs", "audio_duration_seconds", "transcription_tokens", "note_tokens")
+_DAILY_KEYS = ("organisation_id", "month", "day", "tier", "is_free")
+_DAILY_VALUES = (
+    "jobs",
+    "transcription_tokens",
+    "note_tokens",
+    "queued_jobs",
+    "processing_jobs",
+    "completed_status_jobs",
+    "failed_jobs",
+)
+_DAILY_STATUS_COLUMNS = {
+    "queued_jobs": "queued",
+    "processing_jobs": "processing",
+    "completed_status_jobs": "completed",
+    "failed_jobs": "failed",
+}
 _LANGUAGE_KEYS = ("organisation_id", "month", "language", "via_api")
 _LANGUAGE_VALUES = ("jobs", "completed_jobs", "audio_duration_seconds")
 
@@ -142,13 +158,44 @@ def _language_select(scope: Scope) -> tuple[str, list]:
     return select, params
 
 
+def utc_day_sql(column: str) -> str:
+    """The UTC calendar day of a timestamp column, as the database's date."""
+    if connection.vendor == "postgresql":
+        return f"CAST(({column} AT TIME ZONE 'UTC') AS DATE)"
+    return f"date({column})"  # SQLite stores UTC text: its date part is the UTC day
+
+
+def _daily_select(scope: Scope) -> tuple[str, list]:
+    where, params = scope.sql("j")
+    day = utc_day_sql("j.created_at")
+    statuses = ",\n".join(
+        f"SUM(CASE WHEN j.status = '{status}' THEN 1 ELSE 0 END) AS {column}"
+        for column, status in _DAILY_STATUS_COLUMNS.items()
+    )
+    select = f"""
+        SELECT j.organisation_id, j.month, {day} AS day, j.tier, j.is_free,
+               COUNT(*) AS jobs,
+               CAST(SUM(j.transcription_tokens) AS BIGINT) AS transcription_tokens,
+               CAST(SUM(j.note_tokens) AS BIGINT) AS note_tokens,
+               {statuses}
+        FROM {quote(Job._meta.db_table)} j
+        WHERE {where}
+        GROUP BY j.organisation_id, j.month, {day}, j.tier, j.is_free
+    """
+    return select, params
+
+
+_SELECTS = {"usage": _usage_select, "language": _language_select, "daily": _daily_select}
+
+
 def _fresh_select(kind: str, scope: Scope) -> tuple[str, list]:
-    return _usage_select(scope) if kind == "usage" else _language_select(scope)
+    return _SELECTS[kind](scope)
 
 
 _TABLES = {
     "usage": (MonthlyUsage, _USAGE_KEYS, _USAGE_VALUES),
     "language": (LanguageUsage, _LANGUAGE_KEYS, _LANGUAGE_VALUES),
+    "daily": (DailyUsage, _DAILY_KEYS, _DAILY_VALUES),
 }
 
 
@@ -233,14 +280,47 @@ def _reconcile_table(kind: str, scope: Scope) -> int:
 
 
 def stored_reconcile(*, usage_scope: Scope, language_scope: Scope | None = None) -> int:
-    """Make both aggregate tables equal the jobs' grouping in scope; returns the rows corrected."""
+    """Make the aggregate tables equal the jobs' grouping in scope; returns the rows corrected.
+
+    The daily table depends on the same tiers and free flags as the monthly one, so it is
+    reconciled in ``usage_scope`` too (row by row: the checksum covers the monthly table only).
+    """
     if connection.vendor == "postgresql":
         # A reconcile groups hundreds of thousands of rows: keep the hash tables in memory.
         execute("SET LOCAL work_mem = '64MB'")
     corrected = _reconcile_table("usage", usage_scope)
+    corrected += _reconcile_table("daily", usage_scope)
     if language_scope is not None:
         corrected += _reconcile_table("language", language_scope)
     return corrected
+
+
+def stored_daily_mismatches(scope: Scope) -> list[OrgMonth]:
+    """Organisation-months in ``scope`` whose stored daily rows do not add up to their stored
+    monthly rows (by tier and free flag): the only months whose daily rows can be wrong when
+    the checksum found the monthly ones right. Reads the two aggregate tables only."""
+    where, params = scope.sql("s")
+    groups = "organisation_id, month, tier, is_free"
+    sums = "SUM(jobs) AS jobs, SUM(transcription_tokens) AS tt, SUM(note_tokens) AS nt"
+    sql = f"""
+        SELECT DISTINCT organisation_id, month FROM (
+            SELECT {groups} FROM (
+                SELECT {groups}, {sums}, 1 AS side
+                FROM {quote(MonthlyUsage._meta.db_table)} s WHERE {where} GROUP BY {groups}
+                UNION ALL
+                SELECT {groups}, {sums}, -1 AS side
+                FROM {quote(DailyUsage._meta.db_table)} s WHERE {where} GROUP BY {groups}
+            ) x
+            GROUP BY {groups}
+            HAVING SUM(side * jobs) <> 0 OR SUM(side * tt) <> 0 OR SUM(side * nt) <> 0
+        ) m
+    """
+    return [(org, date_from_db(month)) for org, month in fetch(sql, params + params)]
+
+
+def stored_daily_reconcile(scope: Scope) -> int:
+    """Make the daily aggregate equal the jobs' grouping in ``scope``; returns the rows corrected."""
+    return _reconcile_table("daily", scope)
 
 
 def stored_month_count(scope: Scope) -> int:

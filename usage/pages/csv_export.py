@@ -6,10 +6,15 @@ Rows, in order:
   month's tier facts and API calls;
 - ``api_key``: one per key and month in which that key had jobs (``month_start`` =
   ``month_end`` = that month), key by key, then ``web`` rows for the jobs sent without a key,
-  month by month.
+  month by month;
+- ``language``: one per language with jobs in the range (``month_start``/``month_end`` = the
+  range), most used first, with its ``language`` and ``jobs``;
+- ``total``: the whole range, equal to the sum of the ``month`` rows.
 
-Money is rounded half-up to 5 places and percentages to 2, as everywhere else; a text cell that
-a spreadsheet would run as a formula is prefixed with an apostrophe.
+Money columns name the plan's currency (``base_cost_USD``); money is rounded half-up to 5
+places and percentages to 2, as everywhere else; a text cell that a spreadsheet would run as a
+formula is prefixed with an apostrophe. The text starts with a UTF-8 byte order mark so that
+spreadsheets read names in any script correctly.
 """
 
 import csv
@@ -50,14 +55,15 @@ def csv_header(report: UsageReport) -> list[str]:
         "note_tokens",
         *(f"{name}_jobs" for name in report.plan.tier_names),
         "free_jobs",
-        "base_cost",
-        "final_cost",
-        "savings",
+        f"base_cost_{report.plan.currency}",
+        f"final_cost_{report.plan.currency}",
+        f"savings_{report.plan.currency}",
         "effective_discount_percentage",
         "current_tier",
         "current_tier_discount",
         "jobs_until_next_tier",
         "api_calls",
+        "language",
     ]
 
 
@@ -105,6 +111,7 @@ def _month_row(report: UsageReport, row: MonthRow) -> list[str]:
         _percent(row.current_tier.discount_percent),
         until_next,
         str(row.usage.api_calls),
+        "",
     ]
 
 
@@ -131,21 +138,56 @@ def _key_row(report: UsageReport, start: dt.date, end: dt.date, row: KeyRow) -> 
         "",
         "",
         "",
+        "",
+    ]
+
+
+def _blank_usage_cells(report: UsageReport) -> list[str]:
+    return [""] * len(_usage_cells(report, Usage()))
+
+
+def _language_row(report: UsageReport, language: str, jobs: int) -> list[str]:
+    cells = _blank_usage_cells(report)
+    cells[0] = str(jobs)
+    start, end = format_month(report.start_month), format_month(report.end_month)
+    return ["language", start, end, "", "", "", *cells, "", "", "", "", _safe_text(language)]
+
+
+def _total_row(report: UsageReport) -> list[str]:
+    start, end = format_month(report.start_month), format_month(report.end_month)
+    return [
+        "total",
+        start,
+        end,
+        "",
+        "",
+        "",
+        *_usage_cells(report, report.totals),
+        "",
+        "",
+        "",
+        str(report.api_calls),
+        "",
     ]
 
 
 def usage_csv_rows(report: UsageReport, *, today_month: dt.date) -> Iterator[list[str]]:
-    """The header, then the month rows, then the key rows (see the module docstring)."""
+    """The header, then the month, key, language and total rows (see the module docstring)."""
     yield csv_header(report)
     for row in month_rows(report, today_month=today_month):
         yield _month_row(report, row)
     for start, end, row in _key_periods(report):
         yield _key_row(report, start, end, row)
+    for language, jobs in report.languages.items():
+        yield _language_row(report, language, jobs)
+    yield _total_row(report)
 
 
 def usage_csv(report: UsageReport, *, today_month: dt.date) -> str:
-    """The whole export as text (CRLF line ends, as RFC 4180 and spreadsheets expect)."""
+    """The whole export as text: a byte order mark, then CRLF line ends, as RFC 4180 and
+    spreadsheets expect."""
     buffer = io.StringIO()
+    buffer.write("\ufeff")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerows(usage_csv_rows(report, today_month=today_month))
     return buffer.getvalue()

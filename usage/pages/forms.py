@@ -95,8 +95,17 @@ class RangePreset:
     selected: bool
 
 
-def range_presets(*, today_month: dt.date, selected: tuple[dt.date, dt.date] | None) -> list[RangePreset]:
-    """Quick choices offered next to the picker; ``selected`` marks the one in use, if any."""
+def range_presets(
+    *,
+    today_month: dt.date,
+    selected: tuple[dt.date, dt.date] | None,
+    first_month: dt.date | None = None,
+) -> list[RangePreset]:
+    """Quick choices offered next to the picker; ``selected`` marks the one in use, if any.
+
+    With ``first_month`` (the organisation's first month with usage) an "All time" choice runs
+    from it (at most ``MAX_RANGE_MONTHS`` back) through the current month.
+    """
     choices = [
         ("This month", today_month, today_month),
         ("3 months", add_months(today_month, -2), today_month),
@@ -119,4 +128,45 @@ def range_presets(*, today_month: dt.date, selected: tuple[dt.date, dt.date] | N
                 selected=(start, end) == selected,
             )
         )
+    if first_month is not None:
+        start = max(min(first_month, today_month), add_months(today_month, 1 - MAX_RANGE_MONTHS))
+        presets.append(
+            RangePreset(
+                label="All time",
+                start=format_month(start),
+                end=format_month(today_month),
+                selected=(start, today_month) == selected,
+            )
+        )
     return presets
+
+
+class DayMonthForm(forms.Form):
+    """The month of the usage page's daily view (``day_month``); a bad or future month falls back
+    to ``default`` (the range's last month) and says why, without failing the page."""
+
+    day_month = MonthField(label="Month")
+
+    def __init__(self, data=None, *, today_month: dt.date, default: dt.date, **kwargs):
+        self.today_month = today_month
+        self.default = default
+        super().__init__(data, **kwargs)
+
+    @classmethod
+    def from_query(cls, query, *, today_month: dt.date, default: dt.date) -> "DayMonthForm":
+        return cls({"day_month": query.get("day_month", "")}, today_month=today_month, default=default)
+
+    def clean_day_month(self):
+        month = self.cleaned_data.get("day_month")
+        if month is not None and month > self.today_month:
+            raise forms.ValidationError(
+                f"Usage is only known up to the current month ({format_month(self.today_month)})."
+            )
+        return month
+
+    @property
+    def month(self) -> dt.date:
+        """The month to show: the chosen one when valid, else the default."""
+        if self.is_valid() and self.cleaned_data["day_month"] is not None:
+            return self.cleaned_data["day_month"]
+        return self.default

@@ -13,7 +13,7 @@ from django.utils.safestring import mark_safe
 from accounts.models import ApiKey
 from usage import pricing
 from usage.months import format_month
-from usage.selectors import MonthUsage, Usage, UsageReport
+from usage.selectors import DailyReport, DayUsage, MonthUsage, Usage, UsageReport
 
 from . import charts
 
@@ -118,8 +118,8 @@ def is_empty(report: UsageReport) -> bool:
     return report.totals.jobs == 0 and report.api_calls == 0
 
 
-def _money_text(amount: Decimal) -> str:
-    return f"{pricing.present_money(amount):,f}"
+def _money_text(amount: Decimal, currency: str) -> str:
+    return pricing.present_money_in(amount, currency=currency)
 
 
 def jobs_chart_points(rows: list[MonthRow]) -> list[charts.ChartPoint]:
@@ -138,7 +138,7 @@ def jobs_chart_points(rows: list[MonthRow]) -> list[charts.ChartPoint]:
     ]
 
 
-def cost_chart_points(rows: list[MonthRow]) -> list[charts.ChartPoint]:
+def cost_chart_points(rows: list[MonthRow], *, currency: str = "USD") -> list[charts.ChartPoint]:
     """One point per month: its final cost, over its base cost as the background bar."""
     return [
         charts.ChartPoint(
@@ -149,7 +149,8 @@ def cost_chart_points(rows: list[MonthRow]) -> list[charts.ChartPoint]:
             background=row.usage.base_cost,
             partial=row.is_current,
             tooltip=f"{row.label}{' (so far)' if row.is_current else ''}: final cost "
-            f"{_money_text(row.usage.final_cost)}, base cost {_money_text(row.usage.base_cost)}",
+            f"{_money_text(row.usage.final_cost, currency)}, "
+            f"base cost {_money_text(row.usage.base_cost, currency)}",
         )
         for row in rows
     ]
@@ -175,14 +176,15 @@ def jobs_chart_description(rows: list[MonthRow], report: UsageReport) -> str:
 def cost_chart_description(rows: list[MonthRow], report: UsageReport) -> str:
     """A sentence that says what the cost chart shows, for screen readers."""
     peak = _peak(rows, lambda row: row.usage.final_cost)
+    currency = report.plan.currency
     text = (
         f"Bar chart of final cost per month, drawn over the base cost before discounts, from "
         f"{month_label(report.start_month)} to {month_label(report.end_month)}: final cost "
-        f"{_money_text(report.totals.final_cost)} against a base cost of "
-        f"{_money_text(report.totals.base_cost)}"
+        f"{_money_text(report.totals.final_cost, currency)} against a base cost of "
+        f"{_money_text(report.totals.base_cost, currency)}"
     )
     if peak:
-        text += f"; the highest month was {peak.label} at {_money_text(peak.usage.final_cost)}"
+        text += f"; the highest month was {peak.label} at {_money_text(peak.usage.final_cost, currency)}"
     return text + ". The same figures are in the monthly usage table."
 
 
@@ -280,8 +282,90 @@ def usage_page(report: UsageReport, *, today_month: dt.date) -> UsagePage:
             dom_id="cost-chart",
             title="Cost per month",
             description=cost_chart_description(months, report),
-            points=cost_chart_points(months),
+            points=cost_chart_points(months, currency=report.plan.currency),
             has_background=True,
         ),
         is_empty=is_empty(report),
+    )
+
+
+@dataclass(frozen=True)
+class DailyPage:
+    """The daily view of one month: a row per UTC day, two charts, and the month's totals."""
+
+    report: DailyReport
+    jobs_chart: ChartView
+    cost_chart: ChartView
+    partial_label: str
+
+    @property
+    def label(self) -> str:
+        return self.report.month.strftime("%B %Y")
+
+    @property
+    def key(self) -> str:
+        return format_month(self.report.month)
+
+    @property
+    def days_newest_first(self) -> list[DayUsage]:
+        return self.report.days[::-1]
+
+
+def _day_label(day: dt.date) -> str:
+    return f"{day.day} {day:%b %Y}"
+
+
+def daily_page(report: DailyReport, *, today: dt.date) -> DailyPage:
+    """Charts of jobs and of final cost per day of the report's month; today is marked partial."""
+    currency = report.plan.currency
+    jobs_points, cost_points = [], []
+    for day in report.days:
+        partial = day.day == today
+        so_far = " (so far)" if partial else ""
+        common = {
+            "label": _day_label(day.day),
+            "short_label": str(day.day.day),
+            "group_label": "",
+            "partial": partial,
+        }
+        jobs_points.append(
+            charts.ChartPoint(
+                **common, value=day.jobs, tooltip=f"{_day_label(day.day)}{so_far}: {day.jobs:,} jobs"
+            )
+        )
+        cost_points.append(
+            charts.ChartPoint(
+                **common,
+                value=day.final_cost,
+                background=day.base_cost,
+                tooltip=f"{_day_label(day.day)}{so_far}: final cost {_money_text(day.final_cost, currency)}, "
+                f"base cost {_money_text(day.base_cost, currency)}",
+            )
+        )
+    month = report.month.strftime("%B %Y")
+    busiest = max(report.days, key=lambda day: day.jobs, default=None)
+    jobs_text = f"Bar chart of jobs per UTC day in {month}: {report.totals.jobs:,} jobs in total"
+    if busiest is not None and busiest.jobs:
+        jobs_text += f"; the busiest day was {_day_label(busiest.day)} with {busiest.jobs:,} jobs"
+    cost_text = (
+        f"Bar chart of final cost per UTC day in {month}, over the base cost: final cost "
+        f"{_money_text(report.totals.final_cost, currency)} in total"
+    )
+    return DailyPage(
+        report=report,
+        partial_label="Today so far" if any(day.day == today for day in report.days) else "",
+        jobs_chart=_chart_view(
+            dom_id="daily-jobs-chart",
+            title=f"Jobs per day, {month}",
+            description=jobs_text + ". The same figures are in the daily table.",
+            points=jobs_points,
+            has_background=False,
+        ),
+        cost_chart=_chart_view(
+            dom_id="daily-cost-chart",
+            title=f"Cost per day, {month}",
+            description=cost_text + ". The same figures are in the daily table.",
+            points=cost_points,
+            has_background=True,
+        ),
     )

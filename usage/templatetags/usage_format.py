@@ -3,6 +3,7 @@
 from decimal import ROUND_HALF_UP, Decimal
 
 from django import template
+from django.utils.html import format_html
 
 from usage import pricing
 
@@ -15,6 +16,20 @@ def money(amount) -> str:
     if amount is None or amount == "":
         return ""
     return f"{pricing.present_money(Decimal(amount)):,f}"
+
+
+@register.filter
+def cash(amount, currency="USD") -> str:
+    """Money in ``currency`` to two decimals, the exact 5-place figure on hover:
+    ``<span class="money" title="1,234.56789 USD">$1,234.57</span>``."""
+    if amount is None or amount == "":
+        return ""
+    amount = Decimal(amount)
+    return format_html(
+        '<span class="money" title="{}">{}</span>',
+        pricing.present_money_in(amount, currency=currency, exact=True),
+        pricing.present_money_in(amount, currency=currency),
+    )
 
 
 @register.filter
