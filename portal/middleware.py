@@ -1,0 +1,34 @@
+"""Request and response plumbing shared by every page and endpoint.
+
+- ``RejectNulMiddleware``: a NUL character anywhere in the path or the query string is refused
+  with a 400 before any view runs. PostgreSQL cannot store or compare text holding NUL (psycopg
+  raises on it), so such a value would otherwise turn a lookup into a 500.
+"""
+
+from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import bad_request
+
+API_PATH_PREFIXES = ("/api/", "/usage")
+
+
+def is_api_path(path: str) -> bool:
+    """True for the REST API's paths, which answer errors as JSON rather than pages."""
+    return path == "/usage" or path.startswith(API_PATH_PREFIXES)
+
+
+class RejectNulMiddleware:
+    """Answer 400 (a page, or JSON on the API) to any request whose path or query holds NUL."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in request.path or b"\x00" in unquote_to_bytes(query.replace("+", " ")):
+            if is_api_path(request.path_info):
+                return JsonResponse({"detail": "The request holds a NUL character."}, status=400)
+            return bad_request(request, exception=None)
+        return self.get_response(request)

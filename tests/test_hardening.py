@@ -1,0 +1,83 @@
+"""Hardening (issue 12): hostile input never becomes a 500, CSV cells never run as formulas,
+brute force is slowed, staff see customer pages only through a role, the admin keeps secrets,
+and every response carries the security headers."""
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import Membership
+from accounts.services import membership_add
+
+USAGE_URL = reverse("usage-page", kwargs={"org_id": "org_acme"})
+CSV_URL = reverse("usage-csv", kwargs={"org_id": "org_acme"})
+
+
+@pytest.fixture
+def as_superuser_owner(client, superuser, acme):
+    """A superuser who is also Acme's owner: every page below is open to them."""
+    membership_add(organisation=acme, user=superuser, role=Membership.Role.OWNER)
+    client.force_login(superuser)
+    client.raise_request_exception = False
+    return client
+
+
+# 1. Hostile input is a 400 or a 404, never a 500.
+
+NUL_URLS = [
+    "/orgs/org_acme%00/usage/",
+    "/orgs/org_acme/usage/?start=%00",
+    "/orgs/org_acme/usage.csv?end=2025-01%00",
+    "/orgs/org_acme/keys/?x=%00",
+    "/dashboard/?q=%00",
+    "/dashboard/?q=a+%00+b",
+    "/admin/usage/job/?org_id=%00",
+    "/admin/usage/job/?language=%00",
+    "/admin/usage/job/?q=%00",
+    "/admin/usage/job/?month=%00",
+    "/admin/usage/monthlyusage/?org_id=%00",
+    "/admin/accounts/apikey/?q=%00",
+    "/admin/accounts/organisation/?q=%00",
+    "/admin/accounts/user/?q=%00",
+    "/admin/%00/",
+]
+
+
+@pytest.mark.parametrize("url", NUL_URLS)
+def test_a_nul_in_the_path_or_query_is_a_400_page(as_superuser_owner, url):
+    response = as_superuser_owner.get(url)
+
+    assert response.status_code == 400
+    assert b"Bad request" in response.content
+
+
+def test_a_nul_on_the_api_is_a_json_400(client, acme_key):
+    response = client.get("/usage?start=%00", HTTP_AUTHORIZATION=f"Bearer {acme_key.plaintext}")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The request holds a NUL character."}
+
+
+def test_a_percent_encoded_percent_is_not_a_nul(as_superuser_owner):
+    assert as_superuser_owner.get("/dashboard/?q=%2500").status_code == 200
+
+
+@pytest.mark.parametrize("url", [USAGE_URL, CSV_URL])
+@pytest.mark.parametrize(
+    "query",
+    ["end=0001-05", "end=0001-11", "start=0001-01", "start=0000-12", "start=0001-01&end=0001-00"],
+)
+def test_ranges_reaching_before_the_year_1_are_form_errors(as_superuser_owner, url, query):
+    response = as_superuser_owner.get(f"{url}?{query}")
+
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("url", [USAGE_URL, CSV_URL])
+@pytest.mark.parametrize("query", ["start=0001-01&end=0001-01", "end=0001-12", "start=0001-01&end=0001-12"])
+def test_the_first_months_of_the_calendar_are_served(as_superuser_owner, url, query):
+    assert as_superuser_owner.get(f"{url}?{query}").status_code == 200
+
+
+@pytest.mark.parametrize("month", ["9999-12", "0001-01"])
+def test_the_admin_job_month_filter_takes_the_ends_of_the_calendar(as_superuser_owner, month):
+    assert as_superuser_owner.get(f"/admin/usage/job/?month={month}").status_code == 200
