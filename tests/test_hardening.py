@@ -81,3 +81,41 @@ def test_the_first_months_of_the_calendar_are_served(as_superuser_owner, url, qu
 @pytest.mark.parametrize("month", ["9999-12", "0001-01"])
 def test_the_admin_job_month_filter_takes_the_ends_of_the_calendar(as_superuser_owner, month):
     assert as_superuser_owner.get(f"/admin/usage/job/?month={month}").status_code == 200
+
+
+# 2. No CSV cell a spreadsheet would run as a formula.
+
+FORMULA_STARTS = ["=", "+", "-", "@", "\t", "\r"]
+
+
+def _csv_rows(response):
+    import csv
+    import io
+
+    return list(csv.reader(io.StringIO(response.content.decode("utf-8"), newline="")))
+
+
+@pytest.mark.parametrize("start", FORMULA_STARTS)
+def test_tier_and_key_names_cannot_smuggle_a_formula_into_the_csv(client, owner, acme, add_jobs, start):
+    import datetime as dt
+
+    from accounts.services import api_key_create
+    from tests.factories import make_job
+    from usage.models import PricingPlan, PricingTier
+    from usage.services import organisation_plan_set
+
+    plan = PricingPlan.objects.create(name="hostile", transcription_rate=1, note_rate=1)
+    PricingTier.objects.create(plan=plan, name=f"{start}cmd|' /C calc'!A0", first_rank=1, discount_percent=5)
+    organisation_plan_set(organisation=acme, plan=plan)
+    key = api_key_create(organisation=acme, name=f'{start}HYPERLINK("http://x")').api_key
+    add_jobs([make_job(acme, created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1), api_key=key)])
+    client.force_login(owner)
+
+    rows = _csv_rows(client.get(CSV_URL))
+
+    cells = [cell for row in rows for cell in row]
+    assert f"'{start}cmd|' /C calc'!A0_jobs" in rows[0]
+    assert f"'{start}cmd|' /C calc'!A0" in cells
+    # Key names are stripped of surrounding whitespace when created; what is stored is neutralised.
+    assert (f"'{key.name}" if key.name.startswith(start) else key.name) in cells
+    assert not [cell for cell in cells if cell[:1] in FORMULA_STARTS and not cell.lstrip("-").isdigit()]
