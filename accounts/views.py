@@ -4,11 +4,14 @@ Views only translate requests: access rules are in ``accounts.selectors``, write
 ``accounts.services``.
 """
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import PasswordResetView
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -16,6 +19,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
 
 from portal.errors import DomainError
+from portal.ratelimit import client_ip, limit_hit
 
 from .forms import ApiKeyCreateForm
 from .selectors import (
@@ -29,6 +33,9 @@ from .selectors import (
 from .services import api_key_create, api_key_revoke
 
 _NEW_KEY_SESSION_PREFIX = "portal.new-api-key."
+PASSWORD_RESET_WINDOW_SECONDS = 3600
+
+logger = logging.getLogger("accounts.views")
 
 OrganisationView = Callable[..., HttpResponse]
 
@@ -140,3 +147,32 @@ def api_key_revoke_confirm(request: HttpRequest, access: OrganisationAccess, key
         "accounts/api_key_revoke.html",
         {"access": access, "organisation": access.organisation, "api_key": api_key},
     )
+
+
+class LimitedPasswordResetView(PasswordResetView):
+    """Django's password reset, sending at most ``PASSWORD_RESET_EMAIL_LIMIT`` mails an hour to
+    one address and answering at most ``PASSWORD_RESET_IP_LIMIT`` requests an hour from one
+    client address. Over a limit the answer is the same "check your mail" page, so the limit
+    tells nothing about which addresses have accounts."""
+
+    def form_valid(self, form):
+        email = form.cleaned_data["email"].strip().lower()
+        over_email = limit_hit(
+            scope="password-reset-email",
+            identity=email,
+            limit=settings.PASSWORD_RESET_EMAIL_LIMIT,
+            window_seconds=PASSWORD_RESET_WINDOW_SECONDS,
+        )
+        over_address = limit_hit(
+            scope="password-reset-ip",
+            identity=client_ip(self.request),
+            limit=settings.PASSWORD_RESET_IP_LIMIT,
+            window_seconds=PASSWORD_RESET_WINDOW_SECONDS,
+        )
+        if over_email or over_address:
+            logger.warning(
+                "Password-reset mail not sent: hourly limit reached (%s)",
+                "per address asked for" if over_email else "per client address",
+            )
+            return redirect(self.get_success_url())
+        return super().form_valid(form)

@@ -119,3 +119,67 @@ def test_tier_and_key_names_cannot_smuggle_a_formula_into_the_csv(client, owner,
     # Key names are stripped of surrounding whitespace when created; what is stored is neutralised.
     assert (f"'{key.name}" if key.name.startswith(start) else key.name) in cells
     assert not [cell for cell in cells if cell[:1] in FORMULA_STARTS and not cell.lstrip("-").isdigit()]
+
+
+# 3. Brute force: login lockout (django-axes) and a limit on password-reset mails.
+
+
+@pytest.mark.parametrize("login_url", ["/accounts/login/", "/admin/login/"])
+def test_ten_failed_logins_lock_the_username_and_address_out(client, settings, superuser, login_url):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        response = client.post(login_url, {"username": "root", "password": "wrong"})
+        assert response.status_code == 200
+    # The tenth failure locks the pair out at once.
+    assert client.post(login_url, {"username": "root", "password": "wrong"}).status_code == 429
+
+    locked = client.post(login_url, {"username": "root", "password": "root-pass-123"})
+
+    assert locked.status_code == 429
+    assert b"Too many failed log-ins" in locked.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_the_lockout_is_per_username_and_address(client, settings, owner, member):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/accounts/login/", {"username": "olivia", "password": "wrong"})
+
+    other_user = client.post("/accounts/login/", {"username": "max", "password": "member-pass-123"})
+    other_address = client.post(
+        "/accounts/login/", {"username": "olivia", "password": "owner-pass-123"}, REMOTE_ADDR="10.9.9.9"
+    )
+
+    assert other_user.status_code == 302
+    assert other_address.status_code == 302
+
+
+def test_the_lockout_ends_after_the_cool_off(client, settings, owner):
+    import datetime as dt
+
+    import time_machine
+
+    with time_machine.travel(dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC), tick=False):
+        for _ in range(settings.AXES_FAILURE_LIMIT):
+            client.post("/accounts/login/", {"username": "olivia", "password": "wrong"})
+    with time_machine.travel(dt.datetime(2025, 6, 1, 12, 16, tzinfo=dt.UTC), tick=False):
+        response = client.post("/accounts/login/", {"username": "olivia", "password": "owner-pass-123"})
+
+    assert response.status_code == 302
+
+
+def test_twenty_reset_requests_do_not_send_twenty_mails(client, settings, owner, mailoutbox):
+    for _ in range(20):
+        response = client.post("/accounts/password_reset/", {"email": "olivia@acme.test"})
+        assert response.status_code == 302
+        assert response["Location"] == reverse("password_reset_done")
+
+    assert len(mailoutbox) == settings.PASSWORD_RESET_EMAIL_LIMIT
+
+
+def test_reset_requests_are_limited_per_client_address(client, settings, db, mailoutbox):
+    from accounts.models import User
+
+    for number in range(20):
+        User.objects.create_user(f"user{number}", f"user{number}@acme.test", "pass-1234567")
+        client.post("/accounts/password_reset/", {"email": f"user{number}@acme.test"})
+
+    assert len(mailoutbox) == settings.PASSWORD_RESET_IP_LIMIT
