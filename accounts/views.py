@@ -29,6 +29,7 @@ from .selectors import (
     membership_list,
     organisation_access,
     organisation_list_for_staff,
+    staff_may_view_organisations,
 )
 from .services import api_key_create, api_key_revoke
 
@@ -65,12 +66,14 @@ def home(request: HttpRequest) -> HttpResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Send a member of one organisation to its usage page; otherwise list the choices."""
     memberships = membership_list(user=request.user)
-    if len(memberships) == 1 and not request.user.is_staff:
+    staff_view = staff_may_view_organisations(user=request.user)
+    if len(memberships) == 1 and not staff_view:
         return redirect("usage-page", org_id=memberships[0].organisation.org_id)
-    query = request.GET.get("q", "")[:100] if request.user.is_staff else ""
+    query = request.GET.get("q", "")[:100] if staff_view else ""
     context = {
         "memberships": memberships,
-        "staff_organisations": organisation_list_for_staff(query=query) if request.user.is_staff else None,
+        "staff_view": staff_view,
+        "staff_organisations": organisation_list_for_staff(query=query) if staff_view else None,
         "query": query,
     }
     return render(request, "accounts/dashboard.html", context)

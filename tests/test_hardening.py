@@ -183,3 +183,53 @@ def test_reset_requests_are_limited_per_client_address(client, settings, db, mai
         client.post("/accounts/password_reset/", {"email": f"user{number}@acme.test"})
 
     assert len(mailoutbox) == settings.PASSWORD_RESET_IP_LIMIT
+
+
+# 4. Staff see customer pages only through a role that grants viewing organisations.
+
+CUSTOMER_PAGES = [USAGE_URL, CSV_URL, reverse("api-keys", kwargs={"org_id": "org_acme"})]
+
+
+@pytest.mark.parametrize("url", CUSTOMER_PAGES)
+def test_staff_without_a_role_get_the_404_of_an_outsider(client, staff, acme, url):
+    client.force_login(staff)
+
+    assert client.get(url).status_code == 404
+
+
+@pytest.mark.parametrize("role", ["support_staff", "finance_staff", "superuser"])
+@pytest.mark.parametrize("url", CUSTOMER_PAGES)
+def test_staff_whose_role_grants_viewing_see_customer_pages(client, request, acme, role, url):
+    client.force_login(request.getfixturevalue(role))
+
+    assert client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("url", CUSTOMER_PAGES)
+def test_the_view_permission_granted_by_hand_is_enough(client, staff, acme, url):
+    from django.contrib.auth.models import Permission
+
+    staff.user_permissions.add(Permission.objects.get(codename="view_organisation"))
+    client.force_login(staff)
+
+    assert client.get(url).status_code == 200
+
+
+def test_staff_without_a_role_see_only_their_own_organisations_on_the_dashboard(client, staff, acme, globex):
+    membership_add(organisation=globex, user=staff, role=Membership.Role.MEMBER)
+    client.force_login(staff)
+
+    response = client.get(reverse("dashboard"))
+
+    # One membership and no staff view: straight to that organisation's usage, like any member.
+    assert response.status_code == 302
+    assert response["Location"] == reverse("usage-page", kwargs={"org_id": "org_globex"})
+
+
+def test_staff_without_a_role_get_no_organisation_list(client, staff, acme):
+    client.force_login(staff)
+
+    page = client.get(reverse("dashboard")).content.decode()
+
+    assert "All organisations" not in page
+    assert "org_acme" not in page
