@@ -42,7 +42,9 @@ def _url(name, org_id="org_acme", **kwargs):
 
 @pytest.mark.parametrize(
     ("persona", "expected"),
-    [("owner", 200), ("member", 200), ("support", 200), ("staff", 404), ("outsider", 404), ("anonymous", 302)],
+    [
+        ("owner", 200), ("member", 200), ("support", 200), ("staff", 404), ("outsider", 404), ("anonymous", 302)
+    ],
     indirect=["persona"],
 )
 @pytest.mark.parametrize("page", [name for name, _ in ACME_PAGES])
@@ -56,7 +58,9 @@ def test_reading_pages_of_acme(client, persona, expected, page):
 
 @pytest.mark.parametrize(
     ("persona", "expected"),
-    [("owner", 200), ("member", 403), ("support", 403), ("staff", 404), ("outsider", 404), ("anonymous", 302)],
+    [
+        ("owner", 200), ("member", 403), ("support", 403), ("staff", 404), ("outsider", 404), ("anonymous", 302)
+    ],
     indirect=["persona"],
 )
 def test_opening_the_revoke_confirmation(client, persona, expected, acme_key):
@@ -67,7 +71,9 @@ def test_opening_the_revoke_confirmation(client, persona, expected, acme_key):
 
 @pytest.mark.parametrize(
     ("persona", "expected"),
-    [("owner", 302), ("member", 403), ("support", 403), ("staff", 404), ("outsider", 404), ("anonymous", 302)],
+    [
+        ("owner", 302), ("member", 403), ("support", 403), ("staff", 404), ("outsider", 404), ("anonymous", 302)
+    ],
     indirect=["persona"],
 )
 def test_revoking_a_key(client, persona, expected, acme_key):
@@ -80,7 +86,9 @@ def test_revoking_a_key(client, persona, expected, acme_key):
 
 @pytest.mark.parametrize(
     ("persona", "expected"),
-    [("owner", 302), ("member", 403), ("support", 403), ("staff", 404), ("outsider", 404), ("anonymous", 302)],
+    [
+        ("owner", 302), ("member", 403), ("support", 403), ("staff", 404), ("outsider", 404), ("anonymous", 302)
+    ],
     indirect=["persona"],
 )
 def test_creating_a_key(client, persona, expected, acme):
