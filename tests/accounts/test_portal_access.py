@@ -43,7 +43,12 @@ def _url(name, org_id="org_acme", **kwargs):
 @pytest.mark.parametrize(
     ("persona", "expected"),
     [
-        ("owner", 200), ("member", 200), ("support", 200), ("staff", 404), ("outsider", 404), ("anonymous", 302)
+        ("owner", 200),
+        ("member", 200),
+        ("support", 200),
+        ("staff", 404),
+        ("outsider", 404),
+        ("anonymous", 302),
     ],
     indirect=["persona"],
 )
@@ -59,7 +64,12 @@ def test_reading_pages_of_acme(client, persona, expected, page):
 @pytest.mark.parametrize(
     ("persona", "expected"),
     [
-        ("owner", 200), ("member", 403), ("support", 403), ("staff", 404), ("outsider", 404), ("anonymous", 302)
+        ("owner", 200),
+        ("member", 403),
+        ("support", 403),
+        ("staff", 404),
+        ("outsider", 404),
+        ("anonymous", 302),
     ],
     indirect=["persona"],
 )
@@ -72,7 +82,12 @@ def test_opening_the_revoke_confirmation(client, persona, expected, acme_key):
 @pytest.mark.parametrize(
     ("persona", "expected"),
     [
-        ("owner", 302), ("member", 403), ("support", 403), ("staff", 404), ("outsider", 404), ("anonymous", 302)
+        ("owner", 302),
+        ("member", 403),
+        ("support", 403),
+        ("staff", 404),
+        ("outsider", 404),
+        ("anonymous", 302),
     ],
     indirect=["persona"],
 )
@@ -87,7 +102,12 @@ def test_revoking_a_key(client, persona, expected, acme_key):
 @pytest.mark.parametrize(
     ("persona", "expected"),
     [
-        ("owner", 302), ("member", 403), ("support", 403), ("staff", 404), ("outsider", 404), ("anonymous", 302)
+        ("owner", 302),
+        ("member", 403),
+        ("support", 403),
+        ("staff", 404),
+        ("outsider", 404),
+        ("anonymous", 302),
     ],
     indirect=["persona"],
 )
