@@ -233,3 +233,53 @@ def test_staff_without_a_role_get_no_organisation_list(client, staff, acme):
 
     assert "All organisations" not in page
     assert "org_acme" not in page
+
+
+# 5. The admin never filters on a secret, and asks before deactivating or revoking.
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/accounts/apikey/?digest=abc",
+        "/admin/accounts/apikey/?digest__startswith=a",
+        "/admin/accounts/apikey/?lookup=abcdef",
+        "/admin/accounts/apikey/?lookup__startswith=a",
+        "/admin/usage/job/?api_key__digest__startswith=a",
+        "/admin/accounts/organisation/?api_keys__lookup__startswith=a",
+        "/admin/accounts/user/?password__startswith=md5",
+    ],
+)
+def test_admin_lookups_on_secret_fields_are_refused(admin_client, acme_key, url):
+    admin_client.raise_request_exception = False
+
+    assert admin_client.get(url).status_code == 400
+
+
+def test_deactivating_organisations_asks_first(admin_client, acme, globex):
+    from accounts.models import Organisation
+
+    url = reverse("admin:accounts_organisation_changelist")
+    data = {"action": "deactivate", "_selected_action": [str(acme.pk), str(globex.pk)]}
+
+    asked = admin_client.post(url, data)
+
+    assert asked.status_code == 200
+    assert "Acme" in asked.content.decode() and "Globex" in asked.content.decode()
+    assert Organisation.objects.filter(is_active=True).count() == 2
+    assert admin_client.post(url, {**data, "confirm": "yes"}).status_code == 302
+    assert Organisation.objects.filter(is_active=True).count() == 0
+
+
+def test_revoking_keys_asks_first(admin_client, acme_key):
+    url = reverse("admin:accounts_apikey_changelist")
+    data = {"action": "revoke_keys", "_selected_action": [str(acme_key.api_key.pk)]}
+
+    asked = admin_client.post(url, data)
+
+    acme_key.api_key.refresh_from_db()
+    assert asked.status_code == 200 and b"Yes, revoke" in asked.content
+    assert not acme_key.api_key.is_revoked
+    admin_client.post(url, {**data, "confirm": "yes"})
+    acme_key.api_key.refresh_from_db()
+    assert acme_key.api_key.is_revoked
