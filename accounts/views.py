@@ -33,7 +33,6 @@ from .selectors import (
 )
 from .services import api_key_create, api_key_revoke
 
-_NEW_KEY_SESSION_PREFIX = "portal.new-api-key."
 PASSWORD_RESET_WINDOW_SECONDS = 3600
 
 logger = logging.getLogger("accounts.views")
@@ -79,20 +78,23 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/dashboard.html", context)
 
 
-def _new_key_session_name(access: OrganisationAccess) -> str:
-    return _NEW_KEY_SESSION_PREFIX + access.organisation.org_id
-
-
 @require_http_methods(["GET", "POST"])
 @organisation_page
 def api_keys(request: HttpRequest, access: OrganisationAccess) -> HttpResponse:
-    """List the keys; owners also create one here (POST, then redirect to show its secret once)."""
+    """List the keys; owners also create one here.
+
+    The creating POST answers the page itself (201) with the new secret in it: the secret is
+    never stored (not in the session, a cookie or a URL), so reloading or going back cannot show
+    it again, and the response is marked ``no-store``.
+    """
     form = ApiKeyCreateForm()
     status = 200
+    new_key = None
     if request.method == "POST":
         if not access.can_manage_keys:
             raise PermissionDenied("Only an owner of this organisation can create API keys.")
         form = ApiKeyCreateForm(request.POST)
+        status = 400
         if form.is_valid():
             try:
                 created = api_key_create(
@@ -103,15 +105,13 @@ def api_keys(request: HttpRequest, access: OrganisationAccess) -> HttpResponse:
             except DomainError as error:
                 form.add_error(error.field, error.message)
             else:
-                # The secret waits in the session for exactly one page view, never in a URL.
-                request.session[_new_key_session_name(access)] = {
+                new_key = {
                     "id": created.api_key.pk,
                     "name": created.api_key.name,
                     "plaintext": created.plaintext,
                 }
-                return redirect("api-keys", org_id=access.organisation.org_id)
-        status = 400
-    new_key = request.session.pop(_new_key_session_name(access), None) if request.method == "GET" else None
+                form = ApiKeyCreateForm()
+                status = 201
     response = render(
         request,
         "accounts/api_keys.html",

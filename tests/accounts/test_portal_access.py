@@ -102,7 +102,7 @@ def test_revoking_a_key(client, persona, expected, acme_key):
 @pytest.mark.parametrize(
     ("persona", "expected"),
     [
-        ("owner", 302),
+        ("owner", 201),
         ("member", 403),
         ("support", 403),
         ("staff", 404),
@@ -124,7 +124,7 @@ def test_staff_who_also_own_the_organisation_manage_its_keys(client, staff, acme
 
     response = client.post(_url("api-keys"), {"name": "by-staff-owner"})
 
-    assert response.status_code == 302
+    assert response.status_code == 201
     assert ApiKey.objects.filter(organisation=acme, name="by-staff-owner").exists()
 
 
