@@ -44,6 +44,8 @@ def organisation_page(view: OrganisationView) -> OrganisationView:
     """Require login, then call ``view(request, access, ...)`` for the ``org_id`` of the URL.
 
     A user who may not see the organisation gets the same 404 as for one that does not exist.
+    Every answer is ``Cache-Control: private, no-store``: an organisation's figures and keys are
+    kept by no cache, shared or the browser's.
     """
 
     @login_required
@@ -52,7 +54,9 @@ def organisation_page(view: OrganisationView) -> OrganisationView:
         access = organisation_access(user=request.user, org_id=org_id)
         if access is None:
             raise Http404("No organisation here.")
-        return view(request, access, *args, **kwargs)
+        response = view(request, access, *args, **kwargs)
+        add_never_cache_headers(response)
+        return response
 
     return wrapped
 

@@ -55,6 +55,7 @@ def test_a_nul_on_the_api_is_a_json_400(client, acme_key):
 
     assert response.status_code == 400
     assert response.json() == {"detail": "The request holds a NUL character."}
+    assert response["Cache-Control"] == "no-store"
 
 
 def test_a_percent_encoded_percent_is_not_a_nul(as_superuser_owner):
@@ -283,3 +284,84 @@ def test_revoking_keys_asks_first(admin_client, acme_key):
     admin_client.post(url, {**data, "confirm": "yes"})
     acme_key.api_key.refresh_from_db()
     assert acme_key.api_key.is_revoked
+
+
+# 6 is in tests/accounts/test_portal_keys.py (the secret in the creating POST's answer).
+
+# 7. Security headers on every response; no caching of an organisation's pages.
+
+
+def _inline_scripts(html: str) -> list[str]:
+    import re
+
+    return [
+        tag
+        for tag in re.findall(r"<script\b[^>]*>", html, flags=re.IGNORECASE)
+        if "src=" not in tag and 'type="application/json"' not in tag
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/accounts/login/",
+        "/dashboard/",
+        USAGE_URL,
+        reverse("api-keys", kwargs={"org_id": "org_acme"}),
+        "/admin/",
+        "/admin/accounts/apikey/",
+        "/admin/usage/job/",
+        "/api/docs/",
+    ],
+)
+def test_pages_carry_the_security_headers_and_no_inline_script(as_superuser_owner, acme_key, url):
+    response = as_superuser_owner.get(url)
+
+    assert response.status_code == 200
+    csp = response["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp
+    assert "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+    assert "camera=()" in response["Permissions-Policy"]
+    assert response["Referrer-Policy"] == "same-origin"
+    assert _inline_scripts(response.content.decode()) == []
+
+
+def test_swagger_ui_renders_with_its_start_up_script_as_a_file(client):
+    page = client.get("/api/docs/")
+    html = page.content.decode()
+
+    assert page.status_code == 200
+    assert "swagger-ui-bundle.js" in html
+    script = client.get("/api/docs/?script=")
+    assert script.status_code == 200
+    assert "SwaggerUIBundle" in script.content.decode()
+    assert "/api/schema/" in script.content.decode()
+
+
+def test_the_api_carries_the_headers_too(client, acme_key):
+    response = client.get("/api/v1/usage", HTTP_AUTHORIZATION=f"Bearer {acme_key.plaintext}")
+
+    assert response.status_code == 200
+    assert "default-src 'self'" in response["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        USAGE_URL,
+        CSV_URL,
+        reverse("api-keys", kwargs={"org_id": "org_acme"}),
+    ],
+)
+def test_organisation_pages_are_private_and_never_stored(as_superuser_owner, url):
+    response = as_superuser_owner.get(url)
+
+    assert response.status_code == 200
+    cache_control = {part.strip() for part in response["Cache-Control"].split(",")}
+    assert {"private", "no-store"} <= cache_control
+
+
+def test_the_revoke_confirmation_is_never_stored_either(as_superuser_owner, acme_key):
+    url = reverse("api-key-revoke", kwargs={"org_id": "org_acme", "key_id": acme_key.api_key.pk})
+
+    assert "no-store" in as_superuser_owner.get(url)["Cache-Control"]
