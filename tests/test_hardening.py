@@ -365,3 +365,29 @@ def test_the_revoke_confirmation_is_never_stored_either(as_superuser_owner, acme
     url = reverse("api-key-revoke", kwargs={"org_id": "org_acme", "key_id": acme_key.api_key.pk})
 
     assert "no-store" in as_superuser_owner.get(url)["Cache-Control"]
+
+
+# 8. seed_demo refuses to run with DEBUG=False unless forced.
+
+
+def test_seed_demo_refuses_without_debug(db, settings):
+    from django.core.management import CommandError, call_command
+
+    from accounts.models import User
+
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="--force"):
+        call_command("seed_demo")
+    assert not User.objects.filter(username="demo-owner").exists()
+
+
+def test_seed_demo_runs_without_debug_when_forced(db, settings):
+    import io
+
+    from django.core.management import call_command
+
+    from accounts.models import User
+
+    settings.DEBUG = False
+    call_command("seed_demo", "--force", stdout=io.StringIO())
+    assert User.objects.filter(username="demo-owner").exists()
