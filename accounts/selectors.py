@@ -4,7 +4,10 @@ The access rules of the customer portal live here, in one place:
 
 - a member (owner or member role) sees their organisation's usage and its key list;
 - only an owner creates or revokes keys, invites people, changes roles and removes members;
-- staff see any organisation's usage and key list, read-only, unless they are also its owner;
+- staff whose role lets them view organisations (``STAFF_VIEW_PERMISSION``: the Support and
+  Finance groups, superusers, or the permission granted by hand) see any organisation's usage and
+  key list, read-only, unless they are also its owner; staff without it are customers like any
+  other (they see only their own organisations);
 - anyone else learns nothing, not even that the organisation exists.
 """
 
@@ -16,6 +19,14 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from .models import ApiKey, Invitation, Membership, Organisation, User
 
 STAFF_ORGANISATION_LIST_LIMIT = 50
+STAFF_VIEW_PERMISSION = "accounts.view_organisation"
+
+
+def staff_may_view_organisations(*, user: User) -> bool:
+    """True when ``user`` is active staff whose role grants viewing every organisation."""
+    return bool(
+        user.is_authenticated and user.is_active and user.is_staff and user.has_perm(STAFF_VIEW_PERMISSION)
+    )
 
 
 @dataclass(frozen=True)
@@ -60,17 +71,23 @@ def organisation_access(*, user: User, org_id: str) -> OrganisationAccess | None
     """The access of ``user`` to the organisation with public id ``org_id``.
 
     None when the organisation does not exist or the user may not see it at all, so callers
-    answer both the same way (404). One query.
+    answer both the same way (404). One query (plus the permission lookup of staff who are not
+    members).
     """
     if not user.is_authenticated or not user.is_active:
         return None
     role = Membership.objects.filter(organisation=OuterRef("pk"), user=user).values("role")[:1]
     organisation = Organisation.objects.annotate(viewer_role=Subquery(role)).filter(org_id=org_id).first()
-    if organisation is None or (organisation.viewer_role is None and not user.is_staff):
+    if organisation is None:
         return None
-    return OrganisationAccess(
-        organisation=organisation, role=organisation.viewer_role, is_staff=user.is_staff
-    )
+    if organisation.viewer_role is not None:
+        # A member's access does not depend on a staff role: no permission lookup for them.
+        is_staff = user.is_staff
+    else:
+        is_staff = staff_may_view_organisations(user=user)
+        if not is_staff:
+            return None
+    return OrganisationAccess(organisation=organisation, role=organisation.viewer_role, is_staff=is_staff)
 
 
 def membership_list(*, user: User) -> list[Membership]:

@@ -4,13 +4,15 @@ Views only translate requests: access rules are in ``accounts.selectors``, write
 ``accounts.services``.
 """
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import redirect_to_login
+from django.contrib.auth.views import PasswordResetView, redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -20,6 +22,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.errors import DomainError
+from portal.ratelimit import client_ip, limit_hit
 
 from .forms import ApiKeyCreateForm, InvitationForm, InvitationSignUpForm, RoleForm
 from .models import Membership, User
@@ -31,6 +34,7 @@ from .selectors import (
     membership_list,
     organisation_access,
     organisation_list_for_staff,
+    staff_may_view_organisations,
     team_list,
 )
 from .services import (
@@ -45,7 +49,9 @@ from .services import (
     membership_role_set,
 )
 
-_NEW_KEY_SESSION_PREFIX = "portal.new-api-key."
+PASSWORD_RESET_WINDOW_SECONDS = 3600
+
+logger = logging.getLogger("accounts.views")
 
 OrganisationView = Callable[..., HttpResponse]
 
@@ -54,6 +60,8 @@ def organisation_page(view: OrganisationView) -> OrganisationView:
     """Require login, then call ``view(request, access, ...)`` for the ``org_id`` of the URL.
 
     A user who may not see the organisation gets the same 404 as for one that does not exist.
+    Every answer is ``Cache-Control: private, no-store``: an organisation's figures and keys are
+    kept by no cache, shared or the browser's.
     """
 
     @login_required
@@ -62,7 +70,9 @@ def organisation_page(view: OrganisationView) -> OrganisationView:
         access = organisation_access(user=request.user, org_id=org_id)
         if access is None:
             raise Http404("No organisation here.")
-        return view(request, access, *args, **kwargs)
+        response = view(request, access, *args, **kwargs)
+        add_never_cache_headers(response)
+        return response
 
     return wrapped
 
@@ -75,31 +85,36 @@ def home(request: HttpRequest) -> HttpResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Send a member of one organisation to its usage page; otherwise list the choices."""
     memberships = membership_list(user=request.user)
-    if len(memberships) == 1 and not request.user.is_staff:
+    staff_view = staff_may_view_organisations(user=request.user)
+    if len(memberships) == 1 and not staff_view:
         return redirect("usage-page", org_id=memberships[0].organisation.org_id)
-    query = request.GET.get("q", "")[:100] if request.user.is_staff else ""
+    query = request.GET.get("q", "")[:100] if staff_view else ""
     context = {
         "memberships": memberships,
-        "staff_organisations": organisation_list_for_staff(query=query) if request.user.is_staff else None,
+        "staff_view": staff_view,
+        "staff_organisations": organisation_list_for_staff(query=query) if staff_view else None,
         "query": query,
     }
     return render(request, "accounts/dashboard.html", context)
 
 
-def _new_key_session_name(access: OrganisationAccess) -> str:
-    return _NEW_KEY_SESSION_PREFIX + access.organisation.org_id
-
-
 @require_http_methods(["GET", "POST"])
 @organisation_page
 def api_keys(request: HttpRequest, access: OrganisationAccess) -> HttpResponse:
-    """List the keys; owners also create one here (POST, then redirect to show its secret once)."""
+    """List the keys; owners also create one here.
+
+    The creating POST answers the page itself (201) with the new secret in it: the secret is
+    never stored (not in the session, a cookie or a URL), so reloading or going back cannot show
+    it again, and the response is marked ``no-store``.
+    """
     form = ApiKeyCreateForm()
     status = 200
+    new_key = None
     if request.method == "POST":
         if not access.can_manage_keys:
             raise PermissionDenied("Only an owner of this organisation can create API keys.")
         form = ApiKeyCreateForm(request.POST)
+        status = 400
         if form.is_valid():
             try:
                 created = api_key_create(
@@ -110,15 +125,13 @@ def api_keys(request: HttpRequest, access: OrganisationAccess) -> HttpResponse:
             except DomainError as error:
                 form.add_error(error.field, error.message)
             else:
-                # The secret waits in the session for exactly one page view, never in a URL.
-                request.session[_new_key_session_name(access)] = {
+                new_key = {
                     "id": created.api_key.pk,
                     "name": created.api_key.name,
                     "plaintext": created.plaintext,
                 }
-                return redirect("api-keys", org_id=access.organisation.org_id)
-        status = 400
-    new_key = request.session.pop(_new_key_session_name(access), None) if request.method == "GET" else None
+                form = ApiKeyCreateForm()
+                status = 201
     response = render(
         request,
         "accounts/api_keys.html",
@@ -324,3 +337,32 @@ def invitation_accept_page(request: HttpRequest, token: str) -> HttpResponse:
 
 def _invitation_refused(request: HttpRequest, reason: str, *, status: int) -> HttpResponse:
     return render(request, "accounts/invitation_refused.html", {"reason": reason}, status=status)
+
+
+class LimitedPasswordResetView(PasswordResetView):
+    """Django's password reset, sending at most ``PASSWORD_RESET_EMAIL_LIMIT`` mails an hour to
+    one address and answering at most ``PASSWORD_RESET_IP_LIMIT`` requests an hour from one
+    client address. Over a limit the answer is the same "check your mail" page, so the limit
+    tells nothing about which addresses have accounts."""
+
+    def form_valid(self, form):
+        email = form.cleaned_data["email"].strip().lower()
+        over_email = limit_hit(
+            scope="password-reset-email",
+            identity=email,
+            limit=settings.PASSWORD_RESET_EMAIL_LIMIT,
+            window_seconds=PASSWORD_RESET_WINDOW_SECONDS,
+        )
+        over_address = limit_hit(
+            scope="password-reset-ip",
+            identity=client_ip(self.request),
+            limit=settings.PASSWORD_RESET_IP_LIMIT,
+            window_seconds=PASSWORD_RESET_WINDOW_SECONDS,
+        )
+        if over_email or over_address:
+            logger.warning(
+                "Password-reset mail not sent: hourly limit reached (%s)",
+                "per address asked for" if over_email else "per client address",
+            )
+            return redirect(self.get_success_url())
+        return super().form_valid(form)

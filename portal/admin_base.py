@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -45,8 +46,55 @@ class FastRowsMixin:
         )
 
 
+CONFIRMATION_LIST_LIMIT = 100
+# Fields holding secrets or what is derived from them: no admin URL may filter on them, or a
+# staff member could test guesses of a key or password one lookup at a time.
+SECRET_FIELD_NAMES = frozenset({"digest", "lookup", "password"})
+
+
+def confirmation_page(
+    model_admin,
+    request,
+    queryset,
+    *,
+    action: str,
+    title: str,
+    question: str,
+    button: str,
+    consequence: str = "",
+) -> TemplateResponse | None:
+    """None once the POST confirms the action ``action`` on ``queryset``; otherwise the
+    intermediate page asking to confirm it (as ``delete_selected`` does)."""
+    if request.POST.get("confirm") == "yes":
+        return None
+    selected = list(queryset.values_list("pk", flat=True))
+    shown = list(queryset[:CONFIRMATION_LIST_LIMIT])
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "opts": model_admin.opts,
+        "question": question,
+        "consequence": consequence,
+        "button": button,
+        "action": action,
+        "shown": shown,
+        "more": max(0, len(selected) - len(shown)),
+        "selected": selected,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "media": model_admin.media,
+    }
+    return TemplateResponse(request, "admin/portal/confirm_action.html", context)
+
+
 class PortalModelAdmin(FastRowsMixin, admin.ModelAdmin):
-    """Base of the portal's model admins."""
+    """Base of the portal's model admins: no URL lookup may touch a secret field
+    (``SECRET_FIELD_NAMES``); such a URL is a 400 (``DisallowedModelAdminLookup``), as Django's
+    ``UserAdmin`` does for passwords."""
+
+    def lookup_allowed(self, lookup, value, request):
+        if SECRET_FIELD_NAMES.intersection(lookup.split("__")):
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
 
 class ReadOnlyAdminMixin:

@@ -1,8 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.views import LimitedPasswordResetView
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Before Django's own route of the same name: the reset form with a limit on mails sent.
+    path("accounts/password_reset/", LimitedPasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("accounts.urls")),
     path("", include("usage.pages.urls")),

@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from portal.admin_base import PortalModelAdmin, adopt_saved, job_list_url
+from portal.admin_base import PortalModelAdmin, adopt_saved, confirmation_page, job_list_url
 
 from ..keys import KEY_PREFIX, LOOKUP_LENGTH
 from ..models import ApiKey
@@ -173,9 +173,22 @@ class ApiKeyAdmin(PortalModelAdmin):
 
     @admin.action(description="Revoke the selected API keys", permissions=["revoke"])
     def revoke_keys(self, request, queryset):
+        confirmation = confirmation_page(
+            self,
+            request,
+            queryset,
+            action="revoke_keys",
+            title="Revoke API keys?",
+            question="Revoke these API keys?",
+            consequence="Requests made with them are refused at once. A revoked key cannot be restored.",
+            button="Yes, revoke",
+        )
+        if confirmation is not None:
+            return confirmation
         revoked = 0
         for api_key in queryset.filter(revoked_at__isnull=True):
             api_key_revoke(api_key=api_key)
             self.log_change(request, api_key, "Revoked.")
             revoked += 1
         self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
+        return None

@@ -2,7 +2,7 @@
 
 from django import template
 
-from accounts.selectors import membership_list
+from accounts.selectors import membership_list, staff_may_view_organisations
 
 register = template.Library()
 
@@ -14,11 +14,12 @@ def org_switcher(context) -> dict:
     user = getattr(request, "user", None)
     current = context.get("organisation")
     memberships = membership_list(user=user) if user is not None else []
+    staff_view = user is not None and staff_may_view_organisations(user=user)
     return {
         "memberships": memberships,
         "current": current,
-        "is_staff": bool(user and user.is_staff),
+        "is_staff": staff_view,
         "show": len(memberships) > 1
-        or bool(user and user.is_staff)
+        or staff_view
         or (current is not None and all(m.organisation_id != current.pk for m in memberships)),
     }

@@ -99,7 +99,11 @@ def test_revoke_needs_a_post(admin_client, unused_key):
 
 def test_revoke_action_revokes_and_logs(admin_client, used_key, unused_key):
     data = {"action": "revoke_keys", "_selected_action": [str(used_key.pk), str(unused_key.pk)]}
-    assert admin_client.post(CHANGELIST, data).status_code == 302
+    asked = admin_client.post(CHANGELIST, data)
+    assert asked.status_code == 200
+    assert b"Revoke these API keys?" in asked.content
+    assert ApiKey.objects.filter(revoked_at__isnull=True).count() == 2
+    assert admin_client.post(CHANGELIST, {**data, "confirm": "yes"}).status_code == 302
     assert ApiKey.objects.filter(revoked_at__isnull=True).count() == 0
     assert LogEntry.objects.filter(change_message="Revoked.").count() == 2
 
@@ -168,7 +172,7 @@ def test_finance_cannot_revoke(client, finance_staff, unused_key):
     page = client.get(change_url(unused_key))
     assert b"Revoke this key" not in page.content
     assert client.post(revoke_url(unused_key)).status_code == 403
-    data = {"action": "revoke_keys", "_selected_action": [str(unused_key.pk)]}
+    data = {"action": "revoke_keys", "_selected_action": [str(unused_key.pk)], "confirm": "yes"}
     client.post(CHANGELIST, data)
     unused_key.refresh_from_db()
     assert not unused_key.is_revoked

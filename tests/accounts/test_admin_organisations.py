@@ -118,7 +118,11 @@ def test_recompute_action_repairs_aggregates_and_logs(admin_client, busy_acme):
 
 
 def test_deactivate_and_reactivate_actions(admin_client, acme, globex):
-    action(admin_client, "deactivate", [acme, globex])
+    asked = action(admin_client, "deactivate", [acme, globex])
+    assert asked.status_code == 200
+    assert b"Deactivate these organisations?" in asked.content
+    assert not Organisation.objects.filter(is_active=False).exists()
+    action(admin_client, "deactivate", [acme, globex], confirm="yes")
     assert not Organisation.objects.filter(is_active=True).exists()
     assert LogEntry.objects.filter(change_message="Deactivated.").count() == 2
     action(admin_client, "reactivate", [acme])

@@ -139,7 +139,8 @@ def test_actions_follow_the_role(client, support_staff, finance_staff, acme):
 def test_support_cannot_deactivate_by_posting_the_action(client, support_staff, acme):
     client.force_login(support_staff)
     client.post(
-        changelist("accounts", "organisation"), {"action": "deactivate", "_selected_action": [acme.pk]}
+        changelist("accounts", "organisation"),
+        {"action": "deactivate", "_selected_action": [acme.pk], "confirm": "yes"},
     )
     acme.refresh_from_db()
     assert acme.is_active

@@ -142,8 +142,8 @@ def test_the_dashboard_is_friendly_to_a_user_in_no_organisation(client, db):
     assert "not in an organisation yet" in response.content.decode()
 
 
-def test_staff_pick_any_organisation_from_the_dashboard(client, staff, acme, globex):
-    client.force_login(staff)
+def test_staff_pick_any_organisation_from_the_dashboard(client, support_staff, acme, globex):
+    client.force_login(support_staff)
 
     page = client.get(reverse("dashboard")).content.decode()
 
@@ -151,9 +151,9 @@ def test_staff_pick_any_organisation_from_the_dashboard(client, staff, acme, glo
     assert reverse("usage-page", kwargs={"org_id": "org_globex"}) in page
 
 
-def test_staff_search_organisations_by_name_or_id(client, staff, acme, globex):
+def test_staff_search_organisations_by_name_or_id(client, support_staff, acme, globex):
     organisation_create(name="Initech", org_id="org_initech")
-    client.force_login(staff)
+    client.force_login(support_staff)
 
     by_name = client.get(reverse("dashboard"), {"q": "glob"}).content.decode()
     by_id = client.get(reverse("dashboard"), {"q": "org_ini"}).content.decode()

@@ -218,7 +218,8 @@ def test_import_jobs_exits_1_on_a_bad_file_and_is_quiet_when_piped(tmp_path):
     assert missing.returncode == 1 and "cannot read" in missing.stderr
 
 
-def test_seed_demo_is_idempotent_and_says_how_to_log_in(db):
+def test_seed_demo_is_idempotent_and_says_how_to_log_in(db, settings):
+    settings.DEBUG = True  # as under `make run`; the test runner turns DEBUG off
     out, _ = call("seed_demo")
     assert "demo-owner" in out and "demo-member" in out and "password" in out
     key = [line for line in out.splitlines() if line.startswith("Demo API key")][0].split(": ", 1)[1]

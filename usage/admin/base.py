@@ -1,6 +1,7 @@
 """What the usage admin pages share: counts that stay fast on millions of rows, and filters and
 search that build index-friendly conditions."""
 
+import datetime as dt
 import json
 from functools import cached_property
 
@@ -14,6 +15,8 @@ from django.db.models import Q, QuerySet
 from accounts.models import Organisation
 from usage.models import Job, LanguageUsage
 from usage.months import current_month, format_month, month_bounds, month_of, month_range, parse_month
+
+LAST_MONTH = dt.date(9999, 12, 1)
 
 
 class EstimatedCountPaginator(Paginator):
@@ -185,7 +188,11 @@ class JobMonthFilter(MonthFilter):
     def queryset(self, request, queryset):
         if not self.value():
             return queryset
-        start, end = month_bounds(self.month())
+        month = self.month()
+        if month == LAST_MONTH:
+            # The month after it is past the year 9999, which no date can hold.
+            return queryset.filter(created_at__gte=dt.datetime(month.year, month.month, 1, tzinfo=dt.UTC))
+        start, end = month_bounds(month)
         return queryset.filter(created_at__gte=start, created_at__lt=end)
 
 

@@ -20,7 +20,13 @@ from django.utils.html import format_html
 
 from accounts.models import ApiKey, Membership, Organisation
 from accounts.services import organisation_create, organisation_set_active
-from portal.admin_base import PortalModelAdmin, ReadOnlyAdminMixin, adopt_saved, job_list_url
+from portal.admin_base import (
+    PortalModelAdmin,
+    ReadOnlyAdminMixin,
+    adopt_saved,
+    confirmation_page,
+    job_list_url,
+)
 from usage.engine.recompute import usage_recompute
 from usage.models import MonthlyUsage
 from usage.months import current_month, format_month
@@ -336,7 +342,20 @@ class OrganisationAdmin(PortalModelAdmin):
 
     @admin.action(description="Deactivate the selected organisations", permissions=["edit_details"])
     def deactivate(self, request, queryset):
+        confirmation = confirmation_page(
+            self,
+            request,
+            queryset,
+            action="deactivate",
+            title="Deactivate organisations?",
+            question="Deactivate these organisations?",
+            consequence="Their API keys are refused (403) until they are reactivated.",
+            button="Yes, deactivate",
+        )
+        if confirmation is not None:
+            return confirmation
         self._set_active(request, queryset, is_active=False)
+        return None
 
     @admin.action(description="Reactivate the selected organisations", permissions=["edit_details"])
     def reactivate(self, request, queryset):

@@ -39,7 +39,10 @@ def csv_filename(report: UsageReport) -> str:
 
 
 def csv_header(report: UsageReport) -> list[str]:
-    """The column names; one ``<tier>_jobs`` column per tier of the report's plan, in order."""
+    """The column names; one ``<tier>_jobs`` column per tier of the report's plan, in order.
+
+    Tier names are chosen by staff, so these columns are neutralised like any other text cell.
+    """
     return [
         "record",
         "month_start",
@@ -53,7 +56,7 @@ def csv_header(report: UsageReport) -> list[str]:
         "audio_duration_seconds",
         "transcription_tokens",
         "note_tokens",
-        *(f"{name}_jobs" for name in report.plan.tier_names),
+        *(_safe_text(f"{name}_jobs") for name in report.plan.tier_names),
         "free_jobs",
         f"base_cost_{report.plan.currency}",
         f"final_cost_{report.plan.currency}",
@@ -68,6 +71,7 @@ def csv_header(report: UsageReport) -> list[str]:
 
 
 def _safe_text(value: str) -> str:
+    """``value`` with an apostrophe in front when a spreadsheet would read it as a formula."""
     return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
 
 
@@ -107,7 +111,7 @@ def _month_row(report: UsageReport, row: MonthRow) -> list[str]:
         "",
         "",
         *_usage_cells(report, row.usage),
-        row.current_tier.name,
+        _safe_text(row.current_tier.name),
         _percent(row.current_tier.discount_percent),
         until_next,
         str(row.usage.api_calls),

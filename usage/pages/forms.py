@@ -15,6 +15,7 @@ from usage.months import (
 )
 
 DEFAULT_RANGE_MONTHS = 12
+FIRST_MONTH = dt.date(1, 1, 1)
 
 
 class MonthField(forms.CharField):
@@ -67,6 +68,10 @@ class UsageRangeForm(forms.Form):
             return cleaned
         start, end = cleaned.get("start"), cleaned.get("end")
         end = end or self.today_month
+        if start is None and months_between(FIRST_MONTH, end) < DEFAULT_RANGE_MONTHS:
+            # The default range would begin before the year 1, which no date can hold.
+            self.add_error("start", f"Choose the first month too (from {format_month(FIRST_MONTH)}).")
+            return cleaned
         start = start or add_months(end, 1 - DEFAULT_RANGE_MONTHS)
         if end > self.today_month:
             self.add_error(

@@ -2,7 +2,7 @@ import datetime as dt
 import random
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -62,7 +62,19 @@ class Command(BaseCommand):
         "Create a demo organisation with users, keys and a year of jobs (idempotent), and say how to log in."
     )
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Seed even with DEBUG=False (the demo users have a published password).",
+        )
+
     def handle(self, *args, **options):
+        if not settings.DEBUG and not options["force"]:
+            raise CommandError(
+                "DEBUG is off: this looks like production, and the demo users have a published "
+                "password. Refusing to seed; pass --force to seed anyway."
+            )
         now = timezone.now()
         with transaction.atomic():
             organisation = Organisation.objects.filter(org_id=DEMO_ORG_ID).first() or organisation_create(
