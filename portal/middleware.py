@@ -1,8 +1,10 @@
 """Request and response plumbing shared by every page and endpoint.
 
-- ``RejectNulMiddleware``: a NUL character anywhere in the path or the query string is refused
-  with a 400 before any view runs. PostgreSQL cannot store or compare text holding NUL (psycopg
-  raises on it), so such a value would otherwise turn a lookup into a 500.
+- ``RejectNulMiddleware``: a NUL character anywhere in the path or the query string of a page is
+  refused with a 400 page before any view runs. PostgreSQL cannot store or compare text holding
+  NUL (psycopg raises on it), so such a value would otherwise turn a lookup into a 500. The REST
+  API is left to its views: a request with a valid key is an API call whatever its answer, so
+  they validate their parameters themselves (a 400 naming the parameter) and count the call.
 - ``SecurityHeadersMiddleware``: the Content-Security-Policy, Permissions-Policy and
   Referrer-Policy of every response.
 """
@@ -10,7 +12,7 @@
 from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.defaults import bad_request
 
 API_PATH_PREFIXES = ("/api/", "/usage")
@@ -22,19 +24,17 @@ def is_api_path(path: str) -> bool:
 
 
 class RejectNulMiddleware:
-    """Answer 400 (a page, or JSON on the API) to any request whose path or query holds NUL."""
+    """Answer a 400 page to any page request whose path or query holds NUL (the API validates
+    its own parameters, see the module's docstring)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_api_path(request.path_info):
+            return self.get_response(request)
         query = request.META.get("QUERY_STRING", "")
         if "\x00" in request.path or b"\x00" in unquote_to_bytes(query.replace("+", " ")):
-            if is_api_path(request.path_info):
-                response = JsonResponse({"detail": "The request holds a NUL character."}, status=400)
-                # As every API answer: never cached.
-                response["Cache-Control"] = "no-store"
-                return response
             return bad_request(request, exception=None)
         return self.get_response(request)
 

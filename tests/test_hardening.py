@@ -50,12 +50,28 @@ def test_a_nul_in_the_path_or_query_is_a_400_page(as_superuser_owner, url):
     assert b"Bad request" in response.content
 
 
-def test_a_nul_on_the_api_is_a_json_400(client, acme_key):
-    response = client.get("/usage?start=%00", HTTP_AUTHORIZATION=f"Bearer {acme_key.plaintext}")
+def test_a_nul_on_the_api_is_a_json_400_naming_the_parameter_and_a_call(client, acme_key):
+    from usage.models import ApiCallCount
+
+    response = client.get("/usage?start_month=%00", HTTP_AUTHORIZATION=f"Bearer {acme_key.plaintext}")
 
     assert response.status_code == 400
-    assert response.json() == {"detail": "The request holds a NUL character."}
+    assert "start_month" in response.json()
     assert response["Cache-Control"] == "no-store"
+    assert sum(ApiCallCount.objects.values_list("calls", flat=True)) == 1
+
+
+@pytest.mark.django_db
+def test_a_nul_in_an_ingested_jobs_path_is_not_found(client):
+    from accounts.services import organisation_create, service_key_create
+
+    acme = organisation_create(name="Acme", org_id="org_acme")
+    key = service_key_create(name="platform", organisations=[acme]).plaintext
+
+    for path in ("/api/v1/ingest/jobs/org_acme/j%001", "/api/v1/ingest/jobs/org_ac%00me/j-1"):
+        response = client.get(path, HTTP_AUTHORIZATION=f"Bearer {key}")
+        assert response.status_code == 404
+        assert client.delete(path, HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 404
 
 
 def test_a_percent_encoded_percent_is_not_a_nul(as_superuser_owner):

@@ -185,6 +185,8 @@ class IngestedJob:
 
 
 def _job_in_scope(*, org_id: str, external_id: str, scope: Collection[int] | None) -> Job | None:
+    if "\x00" in org_id or "\x00" in external_id:  # no stored job holds NUL (the validator refuses it)
+        return None
     jobs = Job.objects.select_related("organisation", "api_key").filter(
         organisation__org_id=org_id, external_id=external_id
     )
@@ -196,6 +198,8 @@ def _job_in_scope(*, org_id: str, external_id: str, scope: Collection[int] | Non
 def ingested_job_get(*, org_id: str, external_id: str, scope: Collection[int] | None) -> IngestedJob | None:
     """The stored job ``external_id`` of organisation ``org_id``, its derived columns fresh, or
     None when there is none or the organisation is outside ``scope`` (None: all)."""
+    if "\x00" in org_id:
+        return None
     organisation_id = Organisation.objects.filter(org_id=org_id).values_list("pk", flat=True).first()
     if organisation_id is None or (scope is not None and organisation_id not in scope):
         return None

@@ -216,7 +216,7 @@ def test_a_membership_of_another_organisation_cannot_be_touched(client, owner, o
     assert Membership.objects.filter(pk=theirs.pk).exists()
 
 
-@pytest.mark.parametrize("persona", ["member", "staff"])
+@pytest.mark.parametrize("persona", ["member", "support_staff"])
 def test_members_and_staff_see_the_list_read_only(client, request, persona, owner, member):
     client.force_login(request.getfixturevalue(persona))
     membership = Membership.objects.get(user=member)
