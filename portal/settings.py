@@ -195,6 +195,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "usage.tasks.recompute_usage",
         "schedule": _crontab_from(USAGE_RECOMPUTE_CRON),
     },
+    # With Redis as the cache, API calls are counted there and moved to the database by this
+    # task (and before every read of the counts); without Redis it has nothing to do.
+    "flush-api-calls": {
+        "task": "usage.tasks.flush_api_calls",
+        "schedule": env.float("API_CALLS_FLUSH_SECONDS", default=5.0),
+    },
 }
 
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/min")
