@@ -351,8 +351,10 @@ def measure(
 def _calls_of(key: str) -> int:
     """The API calls counted for ``key`` so far."""
     from accounts.keys import parse_lookup
+    from usage.calls import api_calls_flush
     from usage.models import ApiCallCount
 
+    api_calls_flush()  # with Redis, the counts not moved to the table yet
     counts = ApiCallCount.objects.filter(api_key__lookup=parse_lookup(key)).values_list("calls", flat=True)
     return sum(counts)
 
