@@ -19,8 +19,15 @@ request. A flush is crash-safe and applies each count exactly once:
    flusher of the same token blocks on the marker's primary key until the first commits, then
    fails on it and knows the counts are in; a crash before the commit leaves no marker, and the
    next flush applies the token again;
-3. only after the commit is the in-flight hash deleted; markers are kept an hour (and while
+3. only after the commit is the in-flight hash deleted; markers are kept ten minutes (and while
    their token is still in flight), then removed by the beat task.
+
+The all-time total (``GET /api/v1/usage``, the API's hot read) does not flush: ``api_calls_total``
+reads the organisation's pending and in-flight counts in one Lua script, then in one SQL
+statement (one snapshot) the table's sum and which of those in-flight batches have a committed
+marker; it adds the pending counts and the batches not committed yet. A batch committed before
+the statement is in the sum and marked; one committed after is in neither; a batch deleted from
+Redis before the script ran was committed before it. So the total is exact without a write.
 
 When a Redis command fails while counting, the call is counted by the synchronous upsert instead
 (exact, just slower); when a flush cannot reach Redis, reads show what is in the database.
@@ -32,6 +39,7 @@ import uuid
 
 import redis
 from django.db import connection, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import ApiKey
@@ -46,7 +54,8 @@ PREFIX = "apicalls:"
 DIRTY = f"{PREFIX}dirty"
 INFLIGHTS = f"{PREFIX}inflights"
 MARKER_PREFIX = "apicalls-flushed:"
-MARKER_TTL = dt.timedelta(hours=1)
+# A marker must outlive any read or flush that saw its batch in flight (milliseconds to seconds).
+MARKER_TTL = dt.timedelta(minutes=10)
 
 _RECORD = """
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
@@ -71,6 +80,29 @@ end
 redis.call('DEL', KEYS[1])
 if moved > 0 then redis.call('SADD', KEYS[2], ARGV[1]) end
 return redis.call('SMEMBERS', KEYS[2])
+"""
+
+
+# KEYS: the organisation's pending hash, in-flight tokens set. ARGV: key prefix, organisation pk.
+# Returns {pending fields and counts, token, {its fields and counts of this organisation}, ...}.
+_UNFLUSHED = """
+local result = {redis.call('HGETALL', KEYS[1])}
+local mine = ARGV[2] .. ':'
+for _, token in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local fields = redis.call('HGETALL', ARGV[1] .. 'inflight:' .. token)
+  local found = {}
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, #mine) == mine then
+      table.insert(found, string.sub(fields[i], #mine + 1))
+      table.insert(found, fields[i + 1])
+    end
+  end
+  if #found > 0 then
+    table.insert(result, token)
+    table.insert(result, found)
+  end
+end
+return result
 """
 
 
@@ -109,6 +141,45 @@ def api_call_count(*, api_key_id: int, organisation_id: int, now: dt.datetime) -
         except redis.RedisError as error:
             warn_unavailable(logger, "API calls are counted in the database", error)
     api_call_count_upsert(api_key_id=api_key_id, organisation_id=organisation_id, month=month)
+
+
+def api_calls_total(*, organisation_id: int) -> int:
+    """All API calls of the organisation, exact, those still in Redis included (no write)."""
+    client = redis_client()
+    counted = ApiCallCount.objects.filter(organisation_id=organisation_id)
+    if client is None:
+        return counted.aggregate(total=Sum("calls"))["total"] or 0
+    try:
+        found = script(_UNFLUSHED)(
+            keys=[f"{PREFIX}pending:{organisation_id}", INFLIGHTS], args=[PREFIX, organisation_id]
+        )
+    except redis.RedisError as error:
+        warn_unavailable(logger, "API call counts read from the database only", error)
+        return counted.aggregate(total=Sum("calls"))["total"] or 0
+    pending = sum(int(calls) for calls in found[0][1::2])
+    batches = {
+        found[index].decode(): sum(int(c) for c in found[index + 1][1::2])
+        for index in range(1, len(found), 2)
+    }
+    quote = connection.ops.quote_name
+    calls_table, marker_table = quote(ApiCallCount._meta.db_table), quote(TaskLock._meta.db_table)
+    organisation_column = quote(ApiCallCount._meta.get_field("organisation").column)
+    marker_column = quote(TaskLock._meta.pk.column)
+    tokens = list(batches)
+    # Only quoted identifiers from the models' metadata are interpolated; values are parameters.
+    marked = f", (SELECT COUNT(*) FROM {marker_table} WHERE {marker_column} = %s)"  # noqa: S608
+    total = f"(SELECT COALESCE(SUM({quote('calls')}), 0) FROM {calls_table} WHERE {organisation_column} = %s)"  # noqa: S608
+    # One statement, so one snapshot: the sum and the markers agree (see the module's description).
+    sql = f"SELECT {total}{marked * len(tokens)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [organisation_id, *(MARKER_PREFIX + token for token in tokens)])
+        row = cursor.fetchone()
+    in_table, committed = int(row[0]), row[1:]
+    return (
+        in_table
+        + pending
+        + sum(batches[token] for token, done in zip(tokens, committed, strict=True) if not done)
+    )
 
 
 def api_calls_flush(*, clean_markers: bool = False) -> int:
