@@ -316,3 +316,46 @@ def test_a_dead_database_connection_is_replaced_without_health_checks(acme_key, 
 
     assert statuses.count(500) <= 2  # at most one per worker
     assert statuses[-3:] == [200] * 3
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_counts_stay_exact_while_flushes_race_each_other_and_the_writers(own_redis, acme_key):
+    """4 threads count 100 calls each while 3 threads flush in a loop: 400, each applied once."""
+    from django.db import connections
+
+    from usage.calls import api_call_count, api_calls_total
+
+    api_key = acme_key.api_key
+    now = dt.datetime(2025, 3, 15, tzinfo=dt.UTC)
+    done = False
+
+    def count() -> None:
+        try:
+            for _ in range(100):
+                api_call_count(api_key_id=api_key.pk, organisation_id=api_key.organisation_id, now=now)
+        finally:
+            connections.close_all()
+
+    def flush() -> list[int]:
+        totals = []
+        try:
+            while not done:
+                api_calls_flush()
+                totals.append(api_calls_total(organisation_id=api_key.organisation_id))
+        finally:
+            connections.close_all()
+        return totals
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=7) as pool:
+        flushers = [pool.submit(flush) for _ in range(3)]
+        for writer in [pool.submit(count) for _ in range(4)]:
+            writer.result()
+        done = True
+        seen = [flusher.result() for flusher in flushers]
+
+    api_calls_flush()
+    assert _calls(api_key) == 400
+    assert api_calls_total(organisation_id=api_key.organisation_id) == 400
+    # A reader never sees a count twice nor loses one it saw: its totals only grow, within 0..400.
+    for totals in seen:
+        assert totals and all(0 <= a <= b <= 400 for a, b in zip(totals, totals[1:], strict=False))
