@@ -56,9 +56,7 @@ def run_page_render(context: Context) -> list[Figure]:
     note = f"p95 {page.group(2)} ms, {page.group(3)} queries"
     if csv:
         note += f"; CSV median {csv.group(1)} ms"
-    return [
-        Figure(name=name, value=value, unit="ms", budget=budget, passed=value <= 50, note=note, group="pages")
-    ]
+    return [Figure(name=name, value=value, unit="ms", budget=budget, passed=value <= 50, note=note, group="pages")]
 
 
 def run_admin_changelist(context: Context) -> list[Figure]:
@@ -82,9 +80,7 @@ def run_admin_changelist(context: Context) -> list[Figure]:
     )
     figures = []
     for line in output.splitlines():
-        match = re.match(
-            r"(.+?)\s+([0-9.]+)ms\s+([0-9.]+)ms\s+([0-9.]+)ms.*(within|OVER) 300 ms budget", line
-        )
+        match = re.match(r"(.+?)\s+([0-9.]+)ms\s+([0-9.]+)ms\s+([0-9.]+)ms.*(within|OVER) 300 ms budget", line)
         if match:
             value = float(match.group(2))
             figures.append(
