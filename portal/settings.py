@@ -196,7 +196,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": _crontab_from(USAGE_RECOMPUTE_CRON),
     },
     # With Redis as the cache, API calls are counted there and moved to the database by this
-    # task (and before every read of the counts); without Redis it has nothing to do.
+    # task (and before the usage pages read them); without Redis it has nothing to do.
     "flush-api-calls": {
         "task": "usage.tasks.flush_api_calls",
         "schedule": env.float("API_CALLS_FLUSH_SECONDS", default=5.0),

@@ -22,6 +22,7 @@ class ReadOnlyAggregateAdmin(
 ):
     """Stored aggregates are written only by the usage engine; staff compare them with the jobs."""
 
+
     @admin.display(description="organisation", ordering="organisation__org_id")
     def organisation_id_label(self, obj):
         return obj.organisation.org_id
@@ -138,3 +139,4 @@ class TaskLockAdmin(ReadOnlyAdminMixin, PortalModelAdmin):
     list_display = ("name", "locked_until", "owner")
     ordering = ("name",)
     readonly_fields = ("name", "locked_until", "owner")
+

@@ -6,6 +6,7 @@ table, and on PostgreSQL big results show the planner's row estimate instead of 
 Every write goes through ``usage.services`` so the aggregates stay fresh.
 """
 
+
 from django import forms
 from django.contrib import admin
 from django.db.models import Q, QuerySet

@@ -77,6 +77,7 @@ class OrganisationApiKeyInline(ReadOnlyAdminMixin, admin.TabularInline):
         return super().get_queryset(request).order_by("name")
 
 
+
 class FreeJobAllowanceForm(forms.Form):
     allowance = forms.IntegerField(
         min_value=0,

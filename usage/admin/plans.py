@@ -121,3 +121,4 @@ class PricingTierAdmin(ReadOnlyAdminMixin, PortalModelAdmin):
     search_fields = ("name", "plan__name")
     ordering = ("plan__name", "first_rank")
     fieldsets = ((None, {"fields": ("plan", "name", "first_rank", "discount_percent")}),)
+

@@ -46,7 +46,9 @@ def free_flags_sync(*, organisation_id: int, allowance: int) -> tuple[set[dt.dat
     return months, changed
 
 
-def month_retier(*, organisation_id: int, month: dt.date, jobs: int, plan: Plan, tiers_seen: set[int]) -> int:
+def month_retier(
+    *, organisation_id: int, month: dt.date, jobs: int, plan: Plan, tiers_seen: set[int]
+) -> int:
     """Store on each job of the month the tier of its rank; returns how many jobs changed."""
     bands = [
         (position, tier.first_rank)

@@ -198,7 +198,9 @@ def usage_recompute(
         if month_set is not None:
             marks = marks.filter(month__in=month_set)
         mark_ids = list(marks.values_list("id", flat=True))
-        result = reconcile(scope, whole_table=organisation_ids is None and months is None, progress=progress)
+        result = reconcile(
+            scope, whole_table=organisation_ids is None and months is None, progress=progress
+        )
         StaleMonth.objects.filter(id__in=mark_ids).delete()
     return result
 
@@ -211,7 +213,10 @@ def _checksum_pass(scope: aggregation.Scope, second_tier_from: int | None) -> ch
         with transaction.atomic():  # a savepoint: a failed check leaves the transaction usable
             return checksum.checksum_check(scope, second_tier_from=second_tier_from)
     except DataError:  # a count beyond what the checksum's integers hold
-        logger.warning("usage checksum unavailable (a stored row past 2^31 jobs); comparing row by row")
+        logger.warning(
+            "usage checksum unavailable (a stored row past 2^31 jobs); "
+            "comparing row by row"
+        )
         return None
 
 
