@@ -325,6 +325,7 @@ def measure(
     targets: list[tuple[Endpoint, str]],
     key: str,
     servers: dict[str, subprocess.Popen],
+    cache_url: str,
 ) -> tuple[list[Measured], int]:
     """Warm every endpoint up, then ``context.repeat`` rounds in which each endpoint runs once,
     starting one endpoint later each round. Returns the loads and the API calls the portal counted
@@ -335,7 +336,7 @@ def measure(
         scripts = [wrk_script(endpoint, Path(directory)) for endpoint, _ in targets]
         for (_, url), script in zip(targets, scripts, strict=True):
             run_wrk(wrk, url, key=key, seconds=WARMUP_SECONDS, script=script)
-        calls_before = _calls_of(key)
+        calls_before = _calls_of(key, cache_url)
         for round_index in range(context.repeat):
             log(f"  api round {round_index + 1} of {context.repeat} ({len(targets)} × {seconds} s)")
             for step in range(len(targets)):
@@ -347,14 +348,20 @@ def measure(
                 after = cpu_by_pid(child_pids(server) + database_backend_pids())
                 load.cpu_ms_per_request = cpu_used(before, after) / max(1, load.requests) * 1000
                 results[index].loads.append(load)
-    return results, _calls_of(key) - calls_before
+    return results, _calls_of(key, cache_url) - calls_before
 
 
-def _calls_of(key: str) -> int:
-    """The API calls counted for ``key`` so far."""
+def _calls_of(key: str, cache_url: str) -> int:
+    """The API calls counted for ``key`` so far (those the servers still hold in Redis moved first)."""
+    from django.test import override_settings
+
     from accounts.keys import parse_lookup
+    from portal.hot_redis import REDIS_CACHE_BACKEND
+    from usage.calls import api_calls_flush
     from usage.models import ApiCallCount
 
+    with override_settings(CACHES={"default": {"BACKEND": REDIS_CACHE_BACKEND, "LOCATION": cache_url}}):
+        api_calls_flush()
     counts = ApiCallCount.objects.filter(api_key__lookup=parse_lookup(key)).values_list("calls", flat=True)
     return sum(counts)
 
@@ -393,7 +400,7 @@ def run(context: Context) -> list[Figure]:
                 raise RuntimeError(f"the anchor answered {status}: {body[:120]}")
             else:
                 skipped.append((endpoint, status, body))
-        measured, calls = measure(context, wrk, targets, created.plaintext, servers)
+        measured, calls = measure(context, wrk, targets, created.plaintext, servers, cache_url)
     finally:
         for process in servers.values():
             process.terminate()

@@ -85,7 +85,10 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"),
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Off: a health check is a ``SELECT 1`` round trip at the first query of every request. A
+# connection that died anyway (database restarted) fails the one request that meets it; Django
+# then closes it at the request's end and the next request connects afresh.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file-backed test database lets a real Celery worker process see the test data.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-portal.sqlite3")}
@@ -221,6 +224,12 @@ CELERY_BEAT_SCHEDULE = {
     "webhook-deliveries-sweep": {
         "task": "webhooks.tasks.deliveries_sweep",
         "schedule": crontab(minute="*/5"),
+    },
+    # With Redis as the cache, API calls are counted there and moved to the database by this
+    # task (and before the usage pages read them); without Redis it has nothing to do.
+    "flush-api-calls": {
+        "task": "usage.tasks.flush_api_calls",
+        "schedule": env.float("API_CALLS_FLUSH_SECONDS", default=5.0),
     },
 }
 

@@ -15,6 +15,7 @@ from django.db.models import Sum
 from accounts.models import ApiKey, Organisation
 
 from . import pricing
+from .calls import api_calls_flush, api_calls_total
 from .engine.refresh import usage_refresh
 from .models import ApiCallCount, DailyUsage, LanguageUsage, MonthlyUsage
 from .months import add_months, month_range
@@ -204,6 +205,7 @@ def usage_report(
         languages[language] += jobs
 
     api_calls = 0
+    api_calls_flush()  # counts still in Redis first: the figures are exact
     for month, api_key_id, calls in ApiCallCount.objects.filter(
         organisation=organisation, month__gte=start_month, month__lte=end_month
     ).values_list("month", "api_key_id", "calls"):
@@ -309,9 +311,7 @@ def usage_all_time(*, organisation: Organisation) -> AllTimeApiUsage:
         total_jobs += jobs
         completed += done
         seconds += duration
-    api_calls = (
-        ApiCallCount.objects.filter(organisation=organisation).aggregate(total=Sum("calls"))["total"] or 0
-    )
+    api_calls = api_calls_total(organisation_id=organisation.pk)  # those still in Redis included
     return AllTimeApiUsage(
         total_jobs=total_jobs,
         completed_jobs=completed,

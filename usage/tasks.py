@@ -11,6 +11,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 
 from accounts.models import Organisation
 
+from .calls import api_calls_flush
 from .engine.locks import task_lock
 from .engine.recompute import usage_recompute
 
@@ -73,3 +74,13 @@ def recompute_organisation_usage(organisation_id: int) -> int:
         result.free_flags_fixed,
     )
     return result.rows_corrected
+
+
+@shared_task(name="usage.tasks.flush_api_calls", ignore_result=True, soft_time_limit=60, time_limit=90)
+def flush_api_calls() -> int:
+    """Move the API call counts kept in Redis into ``ApiCallCount`` (every few seconds, by beat).
+
+    Safe to run concurrently with another flush or a read's flush, and after a crash of any of
+    them (see ``usage.calls``); does nothing without Redis.
+    """
+    return api_calls_flush(clean_markers=True)

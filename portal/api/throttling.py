@@ -1,18 +1,28 @@
 """Rate limits of the REST API, counted in the default cache (Redis in production).
 
 Both limits count hits in fixed windows (``600/min``: at most 600 hits from :00 to :59 of each
-minute) with the cache's atomic increment, so a count costs one cache round trip, never a
-read-modify-write of a list of timestamps, and stays exact when many workers share the cache.
+minute) with an atomic increment, so a count stays exact when many workers share the cache.
+
+With Redis, a count is one round trip: a small Lua script does INCR and sets the window's expiry,
+through the pooled client of ``portal.hot_redis``. When Redis fails, the limits degrade open:
+the request is allowed and a warning is logged (at most once a minute per process); they work
+again as soon as Redis answers. Without Redis (locmem), the cache's ``incr``/``add`` are used.
 """
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.throttling import BaseThrottle
+
+from portal.hot_redis import redis_client, script, warn_unavailable
+
+logger = logging.getLogger("portal.api")
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -42,13 +52,27 @@ class Rate:
         return index, (index + 1) * self.seconds - now
 
 
-def _incr(key: str, *, timeout: int) -> int:
+_INCR_EXPIRE = """
+local hits = redis.call('INCR', KEYS[1])
+if hits == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return hits
+"""
+
+
+def _incr(key: str, *, timeout: int) -> int | None:
+    """Count one hit under ``key`` (expiring ``timeout`` s after the first); None if Redis failed."""
+    if redis_client() is None:
+        try:
+            return cache.incr(key)
+        except ValueError:
+            if cache.add(key, 1, timeout=timeout):
+                return 1
+            return cache.incr(key)
     try:
-        return cache.incr(key)
-    except ValueError:
-        if cache.add(key, 1, timeout=timeout):
-            return 1
-        return cache.incr(key)
+        return int(script(_INCR_EXPIRE)(keys=[key], args=[timeout]))
+    except redis.RedisError as error:
+        warn_unavailable(logger, "API throttling is off", error)
+        return None
 
 
 def _retry_after(seconds_left: float) -> int:
@@ -76,7 +100,7 @@ class ApiKeyRateThrottle(BaseThrottle):
         index, seconds_left = self.rate.window(time.time())
         counter = f"throttle:{self.scope}:{api_key.pk}:{self.rate.seconds}:{index}"
         hits = _incr(counter, timeout=self.rate.seconds + 5)
-        if hits <= self.rate.hits:
+        if hits is None or hits <= self.rate.hits:
             return True
         self._wait = _retry_after(seconds_left)
         return False
@@ -96,9 +120,11 @@ class ServiceKeyRateThrottle(ApiKeyRateThrottle):
 class AuthFailureLimit:
     """At most ``API_AUTH_FAILURE_RATE`` failed authentications (401s) per client address and window.
 
-    Once an address has used its budget, ``blocked_for`` tells for how long every further
-    request from it should be refused (429) without even looking its key up. ``ident`` is the
-    client address as DRF's ``BaseThrottle.get_ident`` finds it (see ``NUM_PROXIES``).
+    Only failures are limited: a request with a valid key is never refused here, whatever the
+    address did before (it has its own per-key throttle). ``record`` counts a failure and tells
+    whether the address is over its budget, and for how long, so that failure is answered 429
+    instead of 401. ``ident`` is the client address as DRF's ``BaseThrottle.get_ident`` finds it
+    (see ``NUM_PROXIES``).
     """
 
     def __init__(self) -> None:
@@ -107,17 +133,13 @@ class AuthFailureLimit:
     def _key(self, ident: str, index: int) -> str:
         return f"throttle:authfail:{ident}:{self.rate.seconds}:{index}"
 
-    def blocked_for(self, ident: str) -> int | None:
-        """Seconds until ``ident`` may try again, or None when it is within its budget."""
+    def record(self, ident: str) -> int | None:
+        """Count one failed authentication of ``ident``; the seconds it must now wait, or None."""
         index, seconds_left = self.rate.window(time.time())
-        if (cache.get(self._key(ident, index)) or 0) < self.rate.hits:
+        failures = _incr(self._key(ident, index), timeout=self.rate.seconds + 5)
+        if failures is None or failures <= self.rate.hits:
             return None
         return _retry_after(seconds_left)
-
-    def record(self, ident: str) -> None:
-        """Count one failed authentication of ``ident``."""
-        index, _ = self.rate.window(time.time())
-        _incr(self._key(ident, index), timeout=self.rate.seconds + 5)
 
     @staticmethod
     def ident(request) -> str:

@@ -25,12 +25,13 @@ class ApiKeyView(APIView):
     """Base of the endpoints authenticated by an API key.
 
     In order, for every request:
-    1. a client address that has failed authentication too often this minute gets 429;
-    2. the Bearer key is checked (401 for a missing, malformed, unknown or revoked key, 403 for
-       an inactive organisation), and a 401 counts against the address's budget;
-    3. ``key_authenticated`` runs, before anything else can fail (the usage API counts the call
+    1. the Bearer key is checked (401 for a missing, malformed, unknown or revoked key, 403 for
+       an inactive organisation); a 401 counts against the client address's failure budget, and
+       once that is spent this window the failure is answered 429 (with ``Retry-After``) instead;
+       a valid key is never refused for its address's failures;
+    2. ``key_authenticated`` runs, before anything else can fail (the usage API counts the call
        there, so 400, 404, 405 and 429 answers are calls too);
-    4. the per-key throttle (429 with ``Retry-After``), then the handler.
+    3. the per-key throttle (429 with ``Retry-After``), then the handler.
     Every response is JSON and carries ``Cache-Control: no-store``.
     """
 
@@ -42,11 +43,6 @@ class ApiKeyView(APIView):
 
     def initial(self, request, *args, **kwargs):
         self.now = timezone.now()
-        self.auth_failures = AuthFailureLimit()
-        self.client_ident = self.auth_failures.ident(request)
-        wait = self.auth_failures.blocked_for(self.client_ident)
-        if wait is not None:
-            raise exceptions.Throttled(wait=wait, detail="Too many failed authentications from this address.")
         self.perform_authentication(request)
         if request.auth is not None:
             self.key_authenticated(request)
@@ -57,8 +53,13 @@ class ApiKeyView(APIView):
 
     def handle_exception(self, exc):
         response = super().handle_exception(exc)
-        if response.status_code == 401 and getattr(self, "auth_failures", None) is not None:
-            self.auth_failures.record(self.client_ident)
+        if response.status_code == 401:
+            wait = AuthFailureLimit().record(AuthFailureLimit.ident(self.request))
+            if wait is not None:
+                throttled = exceptions.Throttled(
+                    wait=wait, detail="Too many failed authentications from this address."
+                )
+                return super().handle_exception(throttled)
         return response
 
     def finalize_response(self, request, response, *args, **kwargs):

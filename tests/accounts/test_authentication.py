@@ -11,6 +11,7 @@ from accounts import keys
 from accounts.models import ApiKey, Organisation
 from accounts.services import api_key_create, api_key_revoke
 from portal.api.authentication import ApiKeyUser, BearerKeyAuthentication
+from usage.calls import api_calls_flush
 from usage.models import ApiCallCount
 
 ENDPOINTS = ["/usage", "/api/v1/usage", "/api/v1/ping"]
@@ -30,6 +31,7 @@ def call(client):
 
 
 def calls_of(organisation) -> int:
+    api_calls_flush()  # with Redis, counts reach the table at a flush
     return sum(ApiCallCount.objects.filter(organisation=organisation).values_list("calls", flat=True))
 
 
@@ -191,12 +193,28 @@ def test_failed_authentication_bursts_from_one_address_get_429(acme, acme_key, c
     assert blocked.json() == {
         "detail": "Too many failed authentications from this address. Expected available in 30 seconds."
     }
-    assert blocked_valid.status_code == 429
+    assert blocked_valid.status_code == 200  # only failures are limited (issue 12)
     assert elsewhere.status_code == 401
     assert forged.status_code == 429  # X-Forwarded-For is not trusted by default
-    assert calls_of(acme) == 0
+    assert calls_of(acme) == 1
     with time_machine.travel(moment + dt.timedelta(seconds=30), tick=False):
-        assert call("/usage", f"Bearer {acme_key.plaintext}").status_code == 200
+        assert call("/usage", bad).status_code == 401
+
+
+def test_bad_keys_from_an_address_never_lock_out_a_valid_key_from_it(acme, acme_key, call):
+    """Issue 12: 30 bad bearer requests (the default budget) and more, then a valid key: it passes."""
+    bad = f"Bearer {_well_formed_unknown_key()}"
+    moment = dt.datetime(2025, 3, 15, 12, 0, 10, tzinfo=dt.UTC)
+
+    with time_machine.travel(moment, tick=False):
+        failures = [call("/api/v1/ping", bad).status_code for _ in range(35)]
+        valid = [call("/api/v1/ping", f"Bearer {acme_key.plaintext}").status_code for _ in range(3)]
+        still_blocked = call("/api/v1/ping", bad)
+
+    assert failures == [401] * 30 + [429] * 5
+    assert valid == [200] * 3
+    assert still_blocked.status_code == 429
+    assert calls_of(acme) == 3
 
 
 def test_successful_requests_do_not_use_the_failure_budget(acme_key, call, settings):
