@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "portal",
     "accounts",
     "usage",
     "webhooks",
@@ -142,17 +143,21 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # Before the first ``collectstatic`` the folder is missing; whitenoise would warn at every start
 # (``collectstatic`` creates it).
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at")
+# Until ``collectstatic`` has written its manifest, whitenoise serves the files from the source
+# folders (the finders) and the storage keeps their plain names (``portal/storage.py``), so pages
+# render with DEBUG off; a start-up warning says to run it (``portal/apps.py``).
+WHITENOISE_USE_FINDERS = not (STATIC_ROOT / "staticfiles.json").exists()
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "portal.storage.ForgivingManifestStaticFilesStorage"
     },
 }
 
