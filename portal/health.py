@@ -11,7 +11,7 @@ import uuid
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections, transaction
 from kombu import Connection
 
 logger = logging.getLogger("portal.health")
@@ -89,3 +89,18 @@ def readiness() -> dict[str, str]:
     if failed:
         report["failed"] = failed[0]
     return report
+
+
+# A database that is down (or a connection it dropped) while a request is served.
+DATABASE_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_UNAVAILABLE_DETAIL = "The database is unavailable; try again shortly."
+RETRY_AFTER_SECONDS = 5
+
+
+def database_connections_reset() -> None:
+    """Drop the connections that a failure left unusable, so the next request reconnects (and
+    the portal recovers by itself once the database is back). A connection inside a transaction
+    is left to the code that opened it."""
+    for wrapper in connections.all(initialized_only=True):
+        if not wrapper.in_atomic_block:
+            wrapper.close_if_unusable_or_obsolete()
