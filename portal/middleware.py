@@ -5,15 +5,29 @@
   NUL (psycopg raises on it), so such a value would otherwise turn a lookup into a 500. The REST
   API is left to its views: a request with a valid key is an API call whatever its answer, so
   they validate their parameters themselves (a 400 naming the parameter) and count the call.
+- ``DatabaseUnavailableMiddleware``: a page whose view fails because the database is down (or
+  dropped its connection) answers a plain 503 page (``templates/503.html``) with ``Retry-After``
+  instead of a 500, and the broken connection is dropped so the next request reconnects.
 - ``SecurityHeadersMiddleware``: the Content-Security-Policy, Permissions-Policy and
   Referrer-Policy of every response.
 """
 
+import logging
 from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template import loader
 from django.views.defaults import bad_request
+
+from portal.health import (
+    DATABASE_UNAVAILABLE_DETAIL,
+    DATABASE_UNAVAILABLE_ERRORS,
+    RETRY_AFTER_SECONDS,
+    database_connections_reset,
+)
+
+logger = logging.getLogger("portal")
 
 API_PATH_PREFIXES = ("/api/", "/usage")
 
@@ -37,6 +51,37 @@ class RejectNulMiddleware:
         if "\x00" in request.path or b"\x00" in unquote_to_bytes(query.replace("+", " ")):
             return bad_request(request, exception=None)
         return self.get_response(request)
+
+
+class DatabaseUnavailableMiddleware:
+    """A 503 (page, or JSON on the API) rather than a 500 when a view meets a database that is
+    down; the API's own views answer it in ``portal.api.exceptions``."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DATABASE_UNAVAILABLE_ERRORS):
+            return None
+        logger.warning(
+            "Database unavailable on %s %s: %s",
+            request.method,
+            request.path,
+            exception.__class__.__name__,
+            exc_info=exception,
+        )
+        database_connections_reset()
+        if is_api_path(request.path_info):
+            response = JsonResponse({"detail": DATABASE_UNAVAILABLE_DETAIL}, status=503)
+        else:
+            # Rendered without the request: its context processors could need the database.
+            response = HttpResponse(loader.get_template("503.html").render(), status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 CONTENT_SECURITY_POLICY = "; ".join(

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "portal",
     "accounts",
     "usage",
     "webhooks",
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "portal.middleware.SecurityHeadersMiddleware",
     "portal.middleware.RejectNulMiddleware",
+    "portal.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -86,9 +88,14 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 # Off: a health check is a ``SELECT 1`` round trip at the first query of every request. A
-# connection that died anyway (database restarted) fails the one request that meets it; Django
-# then closes it at the request's end and the next request connects afresh.
+# connection that died anyway (database restarted) fails the one request that meets it (503);
+# Django then closes it at the request's end and the next request connects afresh.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database host that does not answer fails a request (503) in seconds rather than hanging it.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file-backed test database lets a real Celery worker process see the test data.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-portal.sqlite3")}
@@ -140,17 +147,21 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # Before the first ``collectstatic`` the folder is missing; whitenoise would warn at every start
 # (``collectstatic`` creates it).
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at")
+# Until ``collectstatic`` has written its manifest, whitenoise serves the files from the source
+# folders (the finders) and the storage keeps their plain names (``portal/storage.py``), so pages
+# render with DEBUG off; a start-up warning says to run it (``portal/apps.py``).
+WHITENOISE_USE_FINDERS = not (STATIC_ROOT / "staticfiles.json").exists()
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "portal.storage.ForgivingManifestStaticFilesStorage"
     },
 }
 
@@ -169,6 +180,8 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
+# Health probes come from inside the network over plain HTTP: never redirected to HTTPS.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
 # Celery. The default broker is kombu's filesystem transport under var/: no server needed.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")

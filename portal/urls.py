@@ -2,8 +2,11 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts.views import LimitedPasswordResetView
+from portal.views import healthz, readyz
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     # Before Django's own route of the same name: the reset form with a limit on mails sent.
     path("accounts/password_reset/", LimitedPasswordResetView.as_view(), name="password_reset"),
