@@ -100,7 +100,7 @@ def test_owner_reads_usage_changes_range_and_downloads_csv(
     download = download_info.value
     expected_name = f"org_acme-usage-{first}-{format_month(add_months(this_month, -1))}.csv"
     assert download.suggested_filename == expected_name
-    with open(download.path(), encoding="utf-8") as exported:
+    with open(download.path(), encoding="utf-8-sig") as exported:  # the CSV starts with a BOM
         rows = list(csv.DictReader(io.StringIO(exported.read())))
     month_rows = [row for row in rows if row["record"] == "month"]
     assert [row["month_start"] for row in month_rows] == [
