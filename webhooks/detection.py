@@ -35,8 +35,15 @@ def _scope_filter(scope: Scope) -> Q:
     return condition
 
 
-def _money(value: Decimal) -> float:
-    return float(pricing.present_money(value))
+def _money(value: Decimal) -> str:
+    """Money in a payload: a decimal string rounded half-up to 5 places as ``/usage`` rounds it
+    (``"500.41000"``), never a float that would round it again in binary."""
+    return f"{pricing.present_money(value):f}"
+
+
+def _amount(value: Decimal) -> str:
+    """A threshold as the owner set it, to the cent: ``"500.00"``."""
+    return f"{value.quantize(Decimal('0.01')):f}"
 
 
 def usage_events_detect(scope: Scope) -> int:
@@ -161,7 +168,8 @@ def _spend_candidates(organisations: dict[int, Organisation], month_rows: list[d
                             {
                                 "org_id": organisation.org_id,
                                 "month": label,
-                                "threshold": float(amount),
+                                "currency": report.plan.currency,
+                                "threshold": _amount(amount),
                                 "final_cost": _money(month.final_cost),
                             },
                         )
