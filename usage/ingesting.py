@@ -157,6 +157,7 @@ def jobs_ingest(
     """
     now = now or timezone.now()
     directory = OrganisationDirectory(scope=scope)
+    directory.preload(record.get("org_id") for record in records if isinstance(record, dict))
     outcomes = [validate_job(record, directory=directory, now=now) for record in records]
     valid = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, JobInput)]
     statuses, written = _with_retry(lambda: _write(valid)) if valid else ({}, set())
