@@ -6,8 +6,10 @@ delivered, failed, claimed by another worker or not yet due is left alone.
 """
 
 import datetime as dt
+import functools
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +80,16 @@ def signed_headers(*, secret: str, webhook_id: str, body: bytes, now: dt.datetim
     }
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The TLS settings of every send, made once per process: building them loads the CA bundle,
+    about 70 ms, which a new ``httpx.Client`` would otherwise do for every delivery. Each connection
+    is still verified against its own server name."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 def http_send(vetted: VettedUrl, body: bytes, headers: dict[str, str]) -> Response:
     """POST with a 10 s timeout and no redirects, connecting to the vetted address when there is
     one (the Host header and TLS server name stay the URL's host)."""
@@ -88,7 +100,9 @@ def http_send(vetted: VettedUrl, body: bytes, headers: dict[str, str]) -> Respon
         extensions["sni_hostname"] = vetted.hostname
         url = url.copy_with(host=vetted.address)
     try:
-        with httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False) as client:
+        with httpx.Client(
+            timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False, verify=_tls_context()
+        ) as client:
             response = client.post(url, content=body, headers=headers, extensions=extensions)
     except httpx.TimeoutException:
         return Response(status_code=None, error="timed out after 10 s")
