@@ -54,6 +54,7 @@ class IngestReport:
     """What a batch did, one result per item in request order, and the counts of each status."""
 
     results: list[ItemResult] = field(default_factory=list)
+    written: tuple[int, ...] = ()  # the organisations whose jobs were written (their usage is stale)
 
     def count(self, status: str) -> int:
         return sum(1 for result in self.results if result.status == status)
@@ -141,8 +142,21 @@ def _write(valid: list[tuple[int, JobInput]]) -> tuple[dict[int, str], set[int]]
     return statuses, {job.organisation_id for job in changed}
 
 
+def ingested_usage_refresh(*, organisation_ids: Collection[int]) -> None:
+    """Resolve the stale marks an ingestion left (detecting usage events on the way). Never
+    raises: the jobs are committed, and every read resolves the marks that remain."""
+    try:
+        _with_retry(lambda: usage_refresh_organisations(organisation_ids=sorted(organisation_ids)))
+    except Exception:
+        logger.exception("usage refresh after ingestion failed; the next read will refresh")
+
+
 def jobs_ingest(
-    *, records: Sequence[object], scope: Collection[int] | None, now: dt.datetime | None = None
+    *,
+    records: Sequence[object],
+    scope: Collection[int] | None,
+    now: dt.datetime | None = None,
+    refresh: bool = True,
 ) -> IngestReport:
     """Judge and write one batch of decoded items (``import_jobs`` line objects).
 
@@ -151,9 +165,10 @@ def jobs_ingest(
     whose job already holds every value is ``unchanged`` and writes nothing. The same job twice:
     each item is judged against the job as the earlier items leave it (so ``created`` then
     ``updated``, or ``unchanged``), the job gets the last item's values and the first one's
-    position. Usage of the organisations written is refreshed before returning (if that refresh
-    fails, the marks stay and the next read resolves them). Raises on a database failure, with
-    nothing written.
+    position. With ``refresh``, usage of the organisations written (``report.written``) is
+    refreshed before returning; without, the caller does it (the API, once its answer is sent). If
+    that refresh fails, the marks stay and the next read resolves them. Raises on a database
+    failure, with nothing written.
     """
     now = now or timezone.now()
     directory = OrganisationDirectory(scope=scope)
@@ -161,12 +176,9 @@ def jobs_ingest(
     outcomes = [validate_job(record, directory=directory, now=now) for record in records]
     valid = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, JobInput)]
     statuses, written = _with_retry(lambda: _write(valid)) if valid else ({}, set())
-    if written:
-        try:
-            _with_retry(lambda: usage_refresh_organisations(organisation_ids=sorted(written)))
-        except Exception:  # the jobs are committed; every read resolves the marks left
-            logger.exception("usage refresh after ingestion failed; the next read will refresh")
-    report = IngestReport()
+    if written and refresh:
+        ingested_usage_refresh(organisation_ids=written)
+    report = IngestReport(written=tuple(sorted(written)))
     for index, (record, outcome) in enumerate(zip(records, outcomes, strict=True)):
         if isinstance(outcome, JobInput):
             report.results.append(ItemResult(index, outcome.external_id, statuses[index]))

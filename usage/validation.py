@@ -64,8 +64,9 @@ class OrganisationDirectory:
     """Resolves public organisation ids, with their API key names, for ``validate_job``.
 
     Each organisation is loaded once and remembered for the life of the directory (``preload``
-    loads those of a whole batch in one query): make one per import or request. ``scope`` (primary keys), when given, is every organisation
-    the caller may write: any other resolves to None, exactly as an unknown id does.
+    loads those of a whole batch in one query): make one per import or request. ``scope``
+    (primary keys), when given, is every organisation the caller may write: any other resolves to
+    None, exactly as an unknown id does.
     """
 
     def __init__(self, *, scope: Collection[int] | None = None) -> None:

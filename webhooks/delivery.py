@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -163,6 +164,32 @@ def delivery_attempt(*, delivery_id: int, manual: bool = False, send: Sender | N
     else:
         response = send(vetted, body, headers)
     duration_ms = int((time.monotonic() - started) * 1000)
+    # What the try did is one transaction (one commit): the attempt and the delivery's new state.
+    with transaction.atomic():
+        return _attempt_record(
+            delivery=delivery,
+            endpoint=endpoint,
+            response=response,
+            number=number,
+            first_attempt_at=first_attempt_at,
+            duration_ms=duration_ms,
+            now=now,
+            manual=manual,
+        )
+
+
+def _attempt_record(
+    *,
+    delivery: Delivery,
+    endpoint: WebhookEndpoint,
+    response: Response,
+    number: int,
+    first_attempt_at: dt.datetime,
+    duration_ms: int,
+    now: dt.datetime,
+    manual: bool,
+) -> AttemptOutcome:
+    """Record a try's attempt and decide what comes next (see ``delivery_attempt``)."""
     attempt = DeliveryAttempt.objects.create(
         delivery=delivery,
         number=number,
@@ -174,7 +201,8 @@ def delivery_attempt(*, delivery_id: int, manual: bool = False, send: Sender | N
 
     if attempt.succeeded:
         Delivery.objects.filter(pk=delivery.pk).update(state=Delivery.State.DELIVERED, next_attempt_at=None)
-        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
+        if endpoint.failing_since is not None:  # as loaded: a failure meanwhile waits for the next success
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
         return AttemptOutcome(attempt=attempt, delivered=True)
 
     if response.status_code == 410:
