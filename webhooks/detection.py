@@ -11,6 +11,7 @@ import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
+from django.db import transaction
 from django.db.models import Max, Q, Sum
 
 from accounts.models import Organisation
@@ -20,7 +21,7 @@ from usage.plans import plans_by_id, standard_plan_id
 from usage.selectors import usage_report
 
 from .models import Event, EventType, SpendThreshold
-from .services import event_record
+from .services import deliveries_enqueue, event_record
 
 Scope = dict[int, set[dt.date] | None]
 Candidate = tuple[int, str, str, dict]  # organisation id, type, key, data
@@ -69,13 +70,17 @@ def usage_events_detect(scope: Scope) -> int:
     keys = [key for _, _, key, _ in candidates]
     for start in range(0, len(keys), 500):
         existing.update(Event.objects.filter(key__in=keys[start : start + 500]).values_list("key", flat=True))
-    created = 0
+    created, delivery_ids = 0, []
     for organisation_id, event_type, key, data in candidates:
         if key not in existing:
-            created += (
-                event_record(organisation_id=organisation_id, event_type=event_type, key=key, data=data)
-                is not None
+            event = event_record(
+                organisation_id=organisation_id, event_type=event_type, key=key, data=data, enqueue=False
             )
+            if event is not None:
+                created += 1
+                delivery_ids += event.delivery_ids
+    if delivery_ids:  # all the deliveries of this recompute, queued together once it commits
+        transaction.on_commit(lambda: deliveries_enqueue(delivery_ids=delivery_ids))
     return created
 
 
