@@ -14,7 +14,7 @@ organisations, a tenth of them with a key, 2,000 per organisation so each month 
 side writes new jobs into the same state; every organisation, job, key, event and delivery made
 here is deleted at the end, so the data set is left as it was found.
 
-Four sides take turns, round after round (the order rotates each round):
+Four sides take turns, round after round (at least 5; the order rotates each round):
 
 - ``import_jobs`` of the JSON Lines file: the wall time of the whole ``manage.py import_jobs``
   child process (Django start-up included), as the SQLite import budget measures it;
@@ -292,6 +292,11 @@ def run(context: Context) -> list[Figure]:
     return figures
 
 
+def rounds(context: Context) -> int:
+    """Rounds of the four sides: at least 5, the sides' figures moving most with the machine's load."""
+    return max(5, context.repeat)
+
+
 def throughput(
     context: Context, run_state: Run, environment, base: str, secret: str, receiver_url: str, *, scale: str
 ) -> list[Figure]:
@@ -299,11 +304,11 @@ def throughput(
     month = context.dataset.months[-1]
     orgs = ORGS[scale]
     jobs = orgs * JOBS_PER_ORG
-    seconds: dict[str, list[float]] = {side: [] for side in (*SIDES, "replay")}
+    seconds: dict[str, list[float]] = {side: [] for side in (*SIDES, "replay", "start-up")}
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as directory:
-        for round_index in range(context.repeat):
+        for round_index in range(rounds(context)):
             order = SIDES[round_index % len(SIDES) :] + SIDES[: round_index % len(SIDES)]
-            log(f"  ingest round {round_index + 1} of {context.repeat}: {', '.join(order)}")
+            log(f"  ingest round {round_index + 1} of {rounds(context)}: {', '.join(order)}")
             for side in order:
                 prefix = f"r{round_index}{'abcd'[SIDES.index(side)]}"
                 org_ids = organisations_create(
@@ -314,6 +319,10 @@ def throughput(
                     path = Path(directory) / f"{prefix}.jsonl"
                     path.write_text("".join(json.dumps(item) + "\n" for item in items))
                     seconds[side].append(import_file(context, environment, path))
+                    if side == "import":  # the fixed cost of the command: an empty file
+                        empty = Path(directory) / "empty.jsonl"
+                        empty.write_text("")
+                        seconds["start-up"].append(import_file(context, environment, empty))
                 else:
                     bodies = [
                         json.dumps({"jobs": items[start : start + BATCH]}).encode()
@@ -368,6 +377,22 @@ def throughput(
     ratios = (
         ("ingest ÷ import_jobs, jobs/s (#14)", "ingest", "import", at_least, 0.5),
         ("replay ÷ first ingest, jobs/s (#14)", "replay", "ingest", at_least, 2.0),
+    )
+    without_start = median(
+        [
+            (whole - start) / ingest
+            for whole, start, ingest in zip(
+                seconds["import"], seconds["start-up"], seconds["ingest"], strict=True
+            )
+        ]
+    )
+    figures.append(
+        Figure(
+            "import_jobs of an empty file (the command's fixed cost)",
+            round(median(seconds["start-up"]), 3),
+            "s",
+            note=f"ingest ÷ import_jobs without it: {without_start:.2f}× (information)",
+        )
     )
     for name, side, reference, check, limit in ratios:
         value = per_round(side, reference)

@@ -6,7 +6,7 @@ next read whatever month the write belongs to.
 """
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -91,13 +91,19 @@ def _upsert_sql() -> str:
     return statement + f"ON CONFLICT (organisation_id, external_id) DO UPDATE SET {updates}"
 
 
-def jobs_upsert(*, jobs: Iterable[JobInput]) -> UpsertResult:
+def jobs_upsert(
+    *, jobs: Iterable[JobInput], stored_months: Mapping[tuple[int, str], dt.date] | None = None
+) -> UpsertResult:
     """Insert or update jobs by (organisation, external_id), in order, and mark their months stale.
 
     A job keeps its insertion position when updated; within one call the last version of a
     duplicated job wins. The caller resolves the marks (``usage_refresh``) when its batch is done.
     One prepared statement run for every row (the same SQL on SQLite and PostgreSQL) is several
     times faster than the ORM's ``bulk_create`` here.
+
+    ``stored_months``: a caller that already holds the writers' lock of these organisations in its
+    transaction and has read which of the jobs exist (key -> stored month) passes that, and the
+    lock, the read and a savepoint are not repeated.
     """
     latest: dict[tuple[int, str], JobInput] = {}
     for job in jobs:
@@ -110,17 +116,23 @@ def jobs_upsert(*, jobs: Iterable[JobInput]) -> UpsertResult:
     for job in latest.values():
         result.touched.add((job.organisation_id, month_of(job.created_at)))
         rows.append((*_job_values(job, adapt_datetime, adapt_date), 1, False))
-    with transaction.atomic():
-        job_writes_lock(organisation_ids={job.organisation_id for job in latest.values()})
-        # One query finds the jobs that exist already, so their previous months are refreshed too
-        # when a job moves. It filters on external_id alone (its own index) and matches the pairs
-        # here: IN lists on both columns of the unique index make SQLite probe every combination.
-        existing = Job.objects.filter(external_id__in={key[1] for key in latest})
-        for organisation_id, external_id, month in existing.values_list(
-            "organisation_id", "external_id", "month"
-        ):
-            if (organisation_id, external_id) in latest:
-                result.touched.add((organisation_id, month))
+    with transaction.atomic(savepoint=stored_months is None):
+        if stored_months is None:
+            job_writes_lock(organisation_ids={job.organisation_id for job in latest.values()})
+            # One query finds the jobs that exist already, so their previous months are refreshed
+            # too when a job moves. It filters on external_id alone (its own index) and matches the
+            # pairs here: IN lists on both columns of the unique index make SQLite probe every
+            # combination.
+            existing = Job.objects.filter(external_id__in={key[1] for key in latest})
+            stored_months = {
+                (organisation_id, external_id): date_from_db(month)
+                for organisation_id, external_id, month in existing.values_list(
+                    "organisation_id", "external_id", "month"
+                )
+            }
+        for key, month in stored_months.items():
+            if key in latest:
+                result.touched.add((key[0], month))
                 result.updated += 1
         with connection.cursor() as cursor:
             cursor.executemany(_upsert_sql(), rows)
