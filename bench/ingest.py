@@ -1,26 +1,28 @@
 """Ingestion over HTTP against ``import_jobs``, and the cost of webhooks (issues 14 and 17).
 
-    make bench-pg BENCH_ARGS="--only ingest --scale small"   # about 2 minutes
-    make bench-pg BENCH_ARGS="--only ingest"                 # about 3 minutes
+    make bench-pg BENCH_ARGS="--only ingest --scale small"   # about 4 minutes
+    make bench-pg BENCH_ARGS="--only ingest"                 # about 6 minutes
 
 PostgreSQL only, with the Redis cache (``BENCH_CACHE_URL``, default ``redis://127.0.0.1:6379/3``),
 which is also the Celery broker of every process started here (the deliveries that the webhook
 side queues go there, and a real worker drains them in the last measurement).
 
-The jobs: ``JOBS`` jobs (``import_jobs`` lines and ingestion items alike) spread over ``ORGS``
-organisations created for the run, all in the data set's last month, in time order across the
-organisations, a tenth of them with a key, 2,000 per organisation so each month passes job 1,000
-(tier2) on the way. Each side of each round writes a fresh set of these organisations, so every
+The jobs: ``JOBS_PER_ORG`` jobs (``import_jobs`` lines and ingestion items alike) for each of
+``ORGS`` organisations created for the run, all in the data set's last month, in time order across the
+organisations, a tenth of them with a key, so each organisation's month passes job 1,000 (tier2)
+on the way. Each side of each round writes a fresh set of these organisations, so every
 side writes new jobs into the same state; every organisation, job, key, event and delivery made
 here is deleted at the end, so the data set is left as it was found.
 
 Four sides take turns, round after round (at least 5; the order rotates each round):
 
 - ``import_jobs`` of the JSON Lines file: the wall time of the whole ``manage.py import_jobs``
-  child process (Django start-up included), as the SQLite import budget measures it;
+  child process (Django start-up included), as the SQLite import budget measures it (its fixed
+  cost, the import of an empty file, is shown apart);
 - ingestion: the same jobs as 1,000-item ``POST /api/v1/ingest/jobs`` requests (bodies serialised
   before the clock starts) from 2 client threads to gunicorn (2 sync workers), with a service key
-  created for the run; every answer is checked (1,000 ``created``);
+  created for the run, until the organisations' usage is fresh (no stale mark left: the server
+  refreshes it once each answer is sent); every answer is checked (1,000 ``created``);
 - each of the two again with webhooks configured for the organisations: an endpoint subscribed to
   every event type (the local receiver) and two spend thresholds each, so detection records
   events, writes deliveries and queues them on the broker inside the timed work.
@@ -28,14 +30,16 @@ Four sides take turns, round after round (at least 5; the order rotates each rou
 After the first ingestion of a round, the same requests are sent again (the replay: 1,000
 ``unchanged`` each). Then the one-item request, the platform's common case: a status update of an
 existing job (each request a different job, each answered ``updated``), and ``GET /api/v1/ping``
-with a customer key, sent one at a time taking turns; medians of their latencies.
+with a customer key, sent one at a time taking turns; medians of their latencies. The usage
+refresh of an ingestion runs once its answer is sent: the next request waits for it to finish.
 
 Finally the deliveries: a receiver (``ThreadingHTTPServer`` in a child process answering 204),
 1,000 plain ``POST``s of a delivery-sized body to it from this process (one ``httpx.Client``, one
 request after the other; the receiver closes each connection, as it does a delivery's), against
-1,000 deliveries drained by a real Celery worker with Celery's default concurrency (prefork, one
-process a core) running the production task ``webhooks.tasks.deliver``: load, claim, vet the URL,
-sign, POST, record the attempt, mark delivered. The drain is timed from the first
+1,000 deliveries queued with ``webhooks.services.deliveries_enqueue`` (as a refresh that raised
+1,000 events queues them: ``deliver_batch`` tasks of 50) and drained by a real Celery worker with
+Celery's default concurrency (prefork, one process a core) running the production code: load,
+claim, vet the URL, sign, POST, record the attempts, mark delivered. The drain is timed from the first
 ``apply_async`` to the moment every delivery is ``delivered`` in the database (polled every
 50 ms); the worker is started and warmed up before.
 
@@ -197,9 +201,13 @@ def _request(base: str, method: str, path: str, *, body: bytes | None, key: str)
         connection.close()
 
 
-def post_batches(base: str, key: str, bodies: list[bytes], *, expect: str) -> float:
-    """Seconds to send every body with ``CLIENT_THREADS`` threads; every answer must be a 200
-    with ``expect`` (``created``/``unchanged``) for all its items."""
+def post_batches(base: str, key: str, bodies: list[bytes], *, expect: str, org_ids: list[str]) -> float:
+    """Seconds to send every body with ``CLIENT_THREADS`` threads and for the usage of the
+    organisations to be fresh (the server refreshes it once each answer is sent: until no stale
+    mark is left, the work is not done); every answer must be a 200 with ``expect``
+    (``created``/``unchanged``) for all its items."""
+    from usage.models import StaleMonth
+
     position = iter(range(len(bodies)))
     lock = threading.Lock()
     failures: list[str] = []
@@ -224,6 +232,8 @@ def post_batches(base: str, key: str, bodies: list[bytes], *, expect: str) -> fl
         thread.start()
     for thread in threads:
         thread.join()
+    while StaleMonth.objects.filter(organisation__org_id__in=org_ids).exists():
+        time.sleep(0.01)
     seconds = time.perf_counter() - started
     if failures:
         raise RuntimeError(f"ingestion failed: {failures[0]}")
@@ -328,9 +338,13 @@ def throughput(
                         json.dumps({"jobs": items[start : start + BATCH]}).encode()
                         for start in range(0, len(items), BATCH)
                     ]
-                    seconds[side].append(post_batches(base, secret, bodies, expect="created"))
+                    seconds[side].append(
+                        post_batches(base, secret, bodies, expect="created", org_ids=org_ids)
+                    )
                     if side == "ingest":
-                        seconds["replay"].append(post_batches(base, secret, bodies, expect="unchanged"))
+                        seconds["replay"].append(
+                            post_batches(base, secret, bodies, expect="unchanged", org_ids=org_ids)
+                        )
                         run_state.update_org_ids = org_ids
     rate = {side: [jobs / value for value in values] for side, values in seconds.items()}
 
