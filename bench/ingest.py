@@ -14,7 +14,7 @@ on the way. Each side of each round writes a fresh set of these organisations, s
 side writes new jobs into the same state; every organisation, job, key, event and delivery made
 here is deleted at the end, so the data set is left as it was found.
 
-Four sides take turns, round after round (at least 5; the order rotates each round):
+Four sides take turns, round after round (at least 7; the order rotates each round):
 
 - ``import_jobs`` of the JSON Lines file: the wall time of the whole ``manage.py import_jobs``
   child process (Django start-up included), as the SQLite import budget measures it (its fixed
@@ -303,8 +303,8 @@ def run(context: Context) -> list[Figure]:
 
 
 def rounds(context: Context) -> int:
-    """Rounds of the four sides: at least 5, the sides' figures moving most with the machine's load."""
-    return max(5, context.repeat)
+    """Rounds of the four sides: at least 7, their figures moving most with the machine's load."""
+    return max(7, context.repeat)
 
 
 def throughput(
