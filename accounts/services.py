@@ -333,6 +333,13 @@ class InvalidInvitationError(DomainError):
     """An invitation link that is forged, expired, already used, or meant for another address."""
 
 
+class InvitationNotFoundError(DomainError):
+    """The invitation to cancel is not one of this organisation's."""
+
+    def __init__(self) -> None:
+        super().__init__("This invitation is not one of this organisation's.")
+
+
 class NotAMemberError(DomainError):
     """The membership to change is not one of this organisation's."""
 
@@ -367,7 +374,10 @@ def invitation_from_token(*, token: str, lock: bool = False) -> Invitation:
         invitations = invitations.select_for_update(of=("self",))
     invitation = invitations.filter(pk=payload.get("invitation")).first()
     if invitation is None:
-        raise InvalidInvitationError("This invitation has been withdrawn.")
+        raise InvalidInvitationError(
+            "This invitation was cancelled by an owner of the organisation. Ask them to invite "
+            "you again if you still need to join."
+        )
     if invitation.is_accepted:
         raise InvalidInvitationError("This invitation has already been used.")
     return invitation
@@ -414,6 +424,27 @@ def membership_invite(
                 recipient_list=[email],
             )
         )
+    return invitation
+
+
+def invitation_cancel(*, organisation: Organisation, invitation_id: int) -> Invitation:
+    """Cancel a pending invitation of ``organisation``: its link stops working at once.
+
+    The row is deleted under its lock, so an acceptance running at the same moment either
+    finished first (then the invitation is used and cancelling it is refused) or finds nothing.
+    ``InvitationNotFoundError`` for another organisation's invitation.
+    """
+    with transaction.atomic():
+        invitation = (
+            Invitation.objects.select_for_update()
+            .filter(organisation=organisation, pk=invitation_id)
+            .first()
+        )
+        if invitation is None:
+            raise InvitationNotFoundError()
+        if invitation.is_accepted:
+            raise DomainError("This invitation has already been accepted: remove the member instead.")
+        invitation.delete()
     return invitation
 
 
