@@ -37,12 +37,11 @@ from .selectors import (
     staff_may_view_organisations,
     team_list,
 )
-from .services import (
+from .services import api_key_create, api_key_revoke
+from .team import (
     INVITATION_MAX_AGE,
     InvalidInvitationError,
     InvitationNotFoundError,
-    api_key_create,
-    api_key_revoke,
     invitation_accept,
     invitation_cancel,
     invitation_from_token,

@@ -10,7 +10,8 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Invitation, Membership, User
-from accounts.services import (
+from accounts.services import membership_add
+from accounts.team import (
     InvalidInvitationError,
     InvitationNotFoundError,
     LastOwnerError,
@@ -18,7 +19,6 @@ from accounts.services import (
     invitation_cancel,
     invitation_from_token,
     invitation_token,
-    membership_add,
     membership_remove,
     membership_role_set,
 )
