@@ -1,8 +1,10 @@
 """The staff roles, as permission groups: what Support and Finance may do in the admin.
 
-Both roles view every model of the portal's own apps; each adds a few permissions. Anything else
-(creating keys, editing jobs, deactivating organisations, managing users) stays with superusers or
-staff granted it one by one. ``roles_sync`` brings the groups up to this definition without ever
+Both roles view every model of the portal's own apps (webhook endpoints, events and delivery
+attempts included); each adds a few permissions: Support revokes API and service keys, recomputes
+usage and redelivers webhook deliveries; Finance edits pricing. Anything else (creating keys,
+editing jobs or webhook endpoints, deactivating organisations, managing users) stays with
+superusers or staff granted it one by one. ``roles_sync`` brings the groups up to this definition without ever
 removing a permission granted by hand; it runs in the data migration that introduced the roles
 and after every ``migrate`` (and test-database flush), so models added later are visible to both
 roles with no further data migration.
@@ -12,13 +14,15 @@ from django.apps import apps as global_apps
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Q
 
-VIEW_ALL_APPS = ("accounts", "usage")
+VIEW_ALL_APPS = ("accounts", "usage", "webhooks")
 SUPPORT = "Support"
 FINANCE = "Finance"
 ROLES: dict[str, tuple[tuple[str, str], ...]] = {
     SUPPORT: (
         ("accounts", "revoke_apikey"),
+        ("accounts", "revoke_servicekey"),
         ("usage", "recompute_usage"),
+        ("webhooks", "redeliver_delivery"),
     ),
     FINANCE: (
         ("usage", "add_pricingplan"),
@@ -42,7 +46,10 @@ def roles_sync(*, apps=global_apps, using: str = DEFAULT_DB_ALIAS) -> None:
 
     # Permissions are normally created once migrate has finished; the groups need them now.
     for app_label in VIEW_ALL_APPS:
-        app_config = apps.get_app_config(app_label)
+        try:
+            app_config = apps.get_app_config(app_label)
+        except LookupError:  # a migration's registry before this app's first migration
+            continue
         models_module = getattr(app_config, "models_module", None)
         # A migration's app stubs have no models module, which create_permissions reads as "no models".
         app_config.models_module = models_module or True

@@ -18,9 +18,8 @@ the same Redis database could have left a body under the same key.
 
 An endpoint that answers 404 when probed is not served yet: it is listed as n/a and skipped. To
 measure one more endpoint, add an ``Endpoint`` to ``endpoints()``; a request with a body goes
-through a Lua script (``wrk_script``). Ingestion (``POST /api/v1/ingest/jobs``) will take a
-service key, not a customer key, and write a job that the run must then remove: its entry needs
-both when that endpoint exists (until then it answers 404 and is skipped).
+through a Lua script (``wrk_script``). Ingestion (``POST /api/v1/ingest/jobs``) takes a service
+key and writes jobs: ``bench/ingest.py`` measures it (``--only ingest``).
 
 (Long because it owns the whole HTTP harness: servers, wrk, the anchor, data, and the table.)
 """
@@ -63,21 +62,8 @@ class Endpoint:
     server: str = "portal"
 
 
-def endpoints(*, org_id: str, start_month: str, end_month: str) -> list[Endpoint]:
+def endpoints(*, start_month: str, end_month: str) -> list[Endpoint]:
     """What the benchmark loads, the anchor first (the ratios are to it)."""
-    item = {
-        "org_id": org_id,
-        "external_id": "bench-api-ingest",
-        "api_key": None,
-        "created_at": f"{end_month}-01T00:00:00Z",
-        "language": "Hindi",
-        "audio_duration_seconds": 60,
-        "status": "completed",
-        "has_transcript": True,
-        "has_lrc": True,
-        "transcription_tokens": 100,
-        "note_tokens": 50,
-    }
     return [
         Endpoint("anchor", "anchor: bare DRF view, key lookup + HMAC", "/anchor", server="anchor"),
         Endpoint("ping", "GET /api/v1/ping", "/api/v1/ping"),
@@ -88,9 +74,6 @@ def endpoints(*, org_id: str, start_month: str, end_month: str) -> list[Endpoint
         ),
         Endpoint("all_time", "GET /api/v1/usage", "/api/v1/usage"),
         Endpoint("jobs", f"GET /api/v1/jobs?month={end_month}", f"/api/v1/jobs?month={end_month}"),
-        Endpoint(
-            "ingest", "POST /api/v1/ingest/jobs (1 item)", "/api/v1/ingest/jobs", "POST", {"jobs": [item]}
-        ),
     ]
 
 
@@ -391,7 +374,7 @@ def run(context: Context) -> list[Figure]:
         bases = {"portal": portal_url, "anchor": anchor_url}
         start_month, end_month = dataset.report_months
         targets, skipped = [], []
-        for endpoint in endpoints(org_id=dataset.big.org_id, start_month=start_month, end_month=end_month):
+        for endpoint in endpoints(start_month=start_month, end_month=end_month):
             url = bases[endpoint.server] + endpoint.path
             status, body = probe(url, endpoint, created.plaintext)
             if 200 <= status < 300:

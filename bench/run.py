@@ -85,6 +85,20 @@ REGISTRY = (
         ),
     ),
     Benchmark(
+        "ingest",
+        "bench.ingest",
+        # Ingestion and webhooks through gunicorn, PostgreSQL and Redis (issues 14 and 17).
+        vendors=("postgresql",),
+        placeholders=(
+            ("ingest ÷ import_jobs, jobs/s (#14)", "≥ 0.5×"),
+            ("replay ÷ first ingest, jobs/s (#14)", "≥ 2.0×"),
+            ("1-item POST ÷ ping, median latency (#14)", "≤ 3.0×"),
+            ("webhooks cost on import_jobs throughput (#17)", "≤ 10%"),
+            ("webhooks cost on ingest throughput (#17)", "≤ 10%"),
+            ("delivery drain ÷ plain POSTs, time (#17)", "≤ 2.0×"),
+        ),
+    ),
+    Benchmark(
         "page_render",
         "bench.external",
         "run_page_render",

@@ -6,7 +6,7 @@ next read whatever month the write belongs to.
 """
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -78,26 +78,40 @@ _INSERT_COLUMNS = (
 _UPDATE_COLUMNS = _INSERT_COLUMNS[1:2] + _INSERT_COLUMNS[2:3] + _INSERT_COLUMNS[4:13]
 
 
-def _upsert_sql() -> str:
+def _upsert_sql(*, arrays: bool = False) -> str:
+    """The upsert of one job (``%s`` per column), or with ``arrays`` (PostgreSQL) of any number:
+    one array per column, unnested in order, so one statement of 15 parameters writes a batch."""
     table = connection.ops.quote_name(Job._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(column) for column in _INSERT_COLUMNS)
-    placeholders = ", ".join(["%s"] * len(_INSERT_COLUMNS))
+    if arrays:
+        fields = {field.column: field for field in Job._meta.concrete_fields}
+        unnested = ", ".join(f"%s::{fields[column].db_type(connection)}[]" for column in _INSERT_COLUMNS)
+        names = ", ".join(f"c{index}" for index in range(len(_INSERT_COLUMNS)))
+        source = f"SELECT {names} FROM unnest({unnested}) WITH ORDINALITY AS t({names}, n) ORDER BY n"  # noqa: S608
+    else:
+        source = "VALUES (" + ", ".join(["%s"] * len(_INSERT_COLUMNS)) + ")"
     updates = ", ".join(
         f"{connection.ops.quote_name(column)} = excluded.{connection.ops.quote_name(column)}"
         for column in _UPDATE_COLUMNS
     )
     # Only identifiers from the model are interpolated; values go through placeholders.
-    statement = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608
+    statement = f"INSERT INTO {table} ({columns}) {source} "  # noqa: S608
     return statement + f"ON CONFLICT (organisation_id, external_id) DO UPDATE SET {updates}"
 
 
-def jobs_upsert(*, jobs: Iterable[JobInput]) -> UpsertResult:
+def jobs_upsert(
+    *, jobs: Iterable[JobInput], stored_months: Mapping[tuple[int, str], dt.date] | None = None
+) -> UpsertResult:
     """Insert or update jobs by (organisation, external_id), in order, and mark their months stale.
 
     A job keeps its insertion position when updated; within one call the last version of a
     duplicated job wins. The caller resolves the marks (``usage_refresh``) when its batch is done.
-    One prepared statement run for every row (the same SQL on SQLite and PostgreSQL) is several
-    times faster than the ORM's ``bulk_create`` here.
+    One prepared statement run for every row on SQLite, one statement of arrays on PostgreSQL:
+    several times faster than the ORM's ``bulk_create`` here.
+
+    ``stored_months``: a caller that already holds the writers' lock of these organisations in its
+    transaction and has read which of the jobs exist (key -> stored month) passes that, and the
+    lock, the read and a savepoint are not repeated.
     """
     latest: dict[tuple[int, str], JobInput] = {}
     for job in jobs:
@@ -110,20 +124,31 @@ def jobs_upsert(*, jobs: Iterable[JobInput]) -> UpsertResult:
     for job in latest.values():
         result.touched.add((job.organisation_id, month_of(job.created_at)))
         rows.append((*_job_values(job, adapt_datetime, adapt_date), 1, False))
-    with transaction.atomic():
-        job_writes_lock(organisation_ids={job.organisation_id for job in latest.values()})
-        # One query finds the jobs that exist already, so their previous months are refreshed too
-        # when a job moves. It filters on external_id alone (its own index) and matches the pairs
-        # here: IN lists on both columns of the unique index make SQLite probe every combination.
-        existing = Job.objects.filter(external_id__in={key[1] for key in latest})
-        for organisation_id, external_id, month in existing.values_list(
-            "organisation_id", "external_id", "month"
-        ):
-            if (organisation_id, external_id) in latest:
-                result.touched.add((organisation_id, month))
+    with transaction.atomic(savepoint=stored_months is None):
+        if stored_months is None:
+            job_writes_lock(organisation_ids={job.organisation_id for job in latest.values()})
+            # One query finds the jobs that exist already, so their previous months are refreshed
+            # too when a job moves. It filters on external_id alone (its own index) and matches the
+            # pairs here: IN lists on both columns of the unique index make SQLite probe every
+            # combination.
+            existing = Job.objects.filter(external_id__in={key[1] for key in latest})
+            stored_months = {
+                (organisation_id, external_id): date_from_db(month)
+                for organisation_id, external_id, month in existing.values_list(
+                    "organisation_id", "external_id", "month"
+                )
+            }
+        for key, month in stored_months.items():
+            if key in latest:
+                result.touched.add((key[0], month))
                 result.updated += 1
         with connection.cursor() as cursor:
-            cursor.executemany(_upsert_sql(), rows)
+            if connection.vendor == "postgresql":
+                # One statement for the batch: executemany sends one per row (pipelined, but
+                # still most of the time of an ingested batch of 1,000).
+                cursor.execute(_upsert_sql(arrays=True), [list(column) for column in zip(*rows, strict=True)])
+            else:
+                cursor.executemany(_upsert_sql(), rows)
         result.created = len(latest) - result.updated
         stale_months_mark(result.touched)
     return result

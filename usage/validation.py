@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import re
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import NamedTuple
 
 from django.utils.dateparse import parse_datetime
@@ -63,9 +63,10 @@ class KnownOrganisation(NamedTuple):
 class OrganisationDirectory:
     """Resolves public organisation ids, with their API key names, for ``validate_job``.
 
-    Each organisation is loaded once (one query) and remembered for the life of the directory:
-    make one per import or request. ``scope`` (primary keys), when given, is every organisation
-    the caller may write: any other resolves to None, exactly as an unknown id does.
+    Each organisation is loaded once and remembered for the life of the directory (``preload``
+    loads those of a whole batch in one query): make one per import or request. ``scope``
+    (primary keys), when given, is every organisation the caller may write: any other resolves to
+    None, exactly as an unknown id does.
     """
 
     def __init__(self, *, scope: Collection[int] | None = None) -> None:
@@ -74,19 +75,30 @@ class OrganisationDirectory:
 
     def resolve(self, org_id: str) -> KnownOrganisation | None:
         if org_id not in self._known:
-            self._known[org_id] = self._load(org_id)
+            self.preload([org_id])
         return self._known[org_id]
 
-    def _load(self, org_id: str) -> KnownOrganisation | None:
-        if len(org_id) > _ORG_ID_CHARS or not _ORG_ID.fullmatch(org_id):
-            return None  # no organisation can have such an id: no query
-        # The organisation joined with its keys (a row of Nones for the keys when it has none).
-        rows = list(
-            Organisation.objects.filter(org_id=org_id).values_list("pk", "api_keys__name", "api_keys__pk")
-        )
-        if not rows or (self._scope is not None and rows[0][0] not in self._scope):
-            return None
-        return KnownOrganisation(rows[0][0], {name: key_id for _, name, key_id in rows if key_id is not None})
+    def preload(self, org_ids: Iterable[object]) -> None:
+        """Load every organisation of ``org_ids`` not known yet in one query (values that are not
+        strings are skipped), so that a batch costs one query whatever its organisations."""
+        wanted = {org_id for org_id in org_ids if isinstance(org_id, str) and org_id not in self._known}
+        possible = {org_id for org_id in wanted if len(org_id) <= _ORG_ID_CHARS and _ORG_ID.fullmatch(org_id)}
+        key_ids: dict[str, dict[str, int]] = {}
+        pks: dict[str, int] = {}
+        if possible:  # an id no organisation can have needs no query
+            # Each organisation joined with its keys (a row of Nones for the keys when it has none).
+            rows = Organisation.objects.filter(org_id__in=possible).values_list(
+                "org_id", "pk", "api_keys__name", "api_keys__pk"
+            )
+            for org_id, pk, name, key_id in rows:
+                pks[org_id] = pk
+                keys = key_ids.setdefault(org_id, {})
+                if key_id is not None:
+                    keys[name] = key_id
+        for org_id in wanted:
+            pk = pks.get(org_id)
+            in_scope = pk is not None and (self._scope is None or pk in self._scope)
+            self._known[org_id] = KnownOrganisation(pk, key_ids[org_id]) if in_scope else None
 
 
 # --- decoding -------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Staff views of webhooks: endpoints (editable flags), events and deliveries (read-only), and a
-redeliver action."""
+redeliver action for staff with ``webhooks.redeliver_delivery`` (the Support role)."""
 
 from django.contrib import admin, messages
 
@@ -75,7 +75,10 @@ class DeliveryAdmin(ReadOnlyAdminMixin, PortalModelAdmin):
     inlines = [DeliveryAttemptInline]
     actions = ["redeliver"]
 
-    @admin.action(description="Redeliver the selected deliveries now")
+    def has_redeliver_permission(self, request):
+        return request.user.has_perm("webhooks.redeliver_delivery")
+
+    @admin.action(description="Redeliver the selected deliveries now", permissions=["redeliver"])
     def redeliver(self, request, queryset):
         sent = 0
         for delivery in queryset.select_related("endpoint"):

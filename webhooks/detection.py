@@ -11,6 +11,7 @@ import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
+from django.db import transaction
 from django.db.models import Max, Q, Sum
 
 from accounts.models import Organisation
@@ -20,7 +21,7 @@ from usage.plans import plans_by_id, standard_plan_id
 from usage.selectors import usage_report
 
 from .models import Event, EventType, SpendThreshold
-from .services import event_record
+from .services import deliveries_enqueue, event_record
 
 Scope = dict[int, set[dt.date] | None]
 Candidate = tuple[int, str, str, dict]  # organisation id, type, key, data
@@ -35,8 +36,15 @@ def _scope_filter(scope: Scope) -> Q:
     return condition
 
 
-def _money(value: Decimal) -> float:
-    return float(pricing.present_money(value))
+def _money(value: Decimal) -> str:
+    """Money in a payload: a decimal string rounded half-up to 5 places as ``/usage`` rounds it
+    (``"500.41000"``), never a float that would round it again in binary."""
+    return f"{pricing.present_money(value):f}"
+
+
+def _amount(value: Decimal) -> str:
+    """A threshold as the owner set it, to the cent: ``"500.00"``."""
+    return f"{value.quantize(Decimal('0.01')):f}"
 
 
 def usage_events_detect(scope: Scope) -> int:
@@ -84,13 +92,17 @@ def usage_events_detect(scope: Scope) -> int:
     keys = [key for _, _, key, _ in candidates]
     for start in range(0, len(keys), 500):
         existing.update(Event.objects.filter(key__in=keys[start : start + 500]).values_list("key", flat=True))
-    created = 0
+    created, delivery_ids = 0, []
     for organisation_id, event_type, key, data in candidates:
         if key not in existing:
-            created += (
-                event_record(organisation_id=organisation_id, event_type=event_type, key=key, data=data)
-                is not None
+            event = event_record(
+                organisation_id=organisation_id, event_type=event_type, key=key, data=data, enqueue=False
             )
+            if event is not None:
+                created += 1
+                delivery_ids += event.delivery_ids
+    if delivery_ids:  # all the deliveries of this recompute, queued together once it commits
+        transaction.on_commit(lambda: deliveries_enqueue(delivery_ids=delivery_ids))
     return created
 
 
@@ -183,7 +195,8 @@ def _spend_candidates(organisations: dict[int, Organisation], month_rows: list[d
                             {
                                 "org_id": organisation.org_id,
                                 "month": label,
-                                "threshold": float(amount),
+                                "currency": report.plan.currency,
+                                "threshold": _amount(amount),
                                 "final_cost": _money(month.final_cost),
                             },
                         )

@@ -128,6 +128,7 @@ class Delivery(models.Model):
     class Meta:
         verbose_name_plural = "deliveries"
         ordering = ["-created_at", "-pk"]
+        permissions = [("redeliver_delivery", "Can redeliver webhook deliveries")]
         constraints = [
             models.UniqueConstraint(fields=["event", "endpoint"], name="delivery_unique_event_endpoint"),
             models.CheckConstraint(

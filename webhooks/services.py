@@ -166,11 +166,13 @@ def event_record(
     key: str,
     data: dict[str, Any],
     endpoints: list[WebhookEndpoint] | None = None,
+    enqueue: bool = True,
 ) -> Event | None:
     """Record an event at most once per ``key`` and queue its deliveries for after the commit.
 
     Returns the new event, or None when one with this key exists already (concurrent writers
     included: the unique key decides). ``endpoints`` narrows the recipients (the test button).
+    Without ``enqueue`` the caller queues them: the new deliveries' ids are ``event.delivery_ids``.
     """
     try:
         with transaction.atomic():  # a savepoint: a lost race leaves the caller's transaction usable
@@ -192,7 +194,8 @@ def event_record(
         Delivery(event=event, endpoint=endpoint, next_attempt_at=now) for endpoint in endpoints
     )
     delivery_ids = [delivery.pk for delivery in deliveries]
-    if delivery_ids:
+    event.delivery_ids = delivery_ids
+    if delivery_ids and enqueue:
         transaction.on_commit(lambda: deliveries_enqueue(delivery_ids=delivery_ids))
     if (
         event_type in USAGE_EVENT_TYPES
@@ -238,16 +241,30 @@ def delivery_redeliver(*, delivery: Delivery) -> None:
     transaction.on_commit(lambda: deliveries_enqueue(delivery_ids=[delivery.pk], manual=True))
 
 
-def deliveries_enqueue(*, delivery_ids: list[int], manual: bool = False) -> None:
-    """Hand deliveries to Celery; a broker that is down is logged, never raised (the sweep task
-    sends them later), so the write that caused them stands."""
-    from .tasks import deliver
+DELIVERY_BATCH = 50  # deliveries per deliver_batch task: a few seconds of POSTs to fast receivers
 
-    for delivery_id in delivery_ids:
+
+def deliveries_enqueue(*, delivery_ids: list[int], manual: bool = False) -> None:
+    """Hand deliveries to Celery: one ``deliver`` task each for a single delivery or a manual
+    redelivery, ``deliver_batch`` tasks of up to ``DELIVERY_BATCH`` for several (the events of one
+    refresh), which spares a task's and a commit's overhead per delivery. A broker that is down is
+    logged, never raised (the sweep task sends them later), so the write that caused them stands."""
+    from .tasks import deliver, deliver_batch
+
+    if manual or len(delivery_ids) == 1:
+        messages = [
+            (deliver, [delivery_id], {"manual": manual} if manual else {}) for delivery_id in delivery_ids
+        ]
+    else:
+        messages = [
+            (deliver_batch, [list(delivery_ids[start : start + DELIVERY_BATCH])], {})
+            for start in range(0, len(delivery_ids), DELIVERY_BATCH)
+        ]
+    for task, args, kwargs in messages:
         try:
-            deliver.apply_async(args=[delivery_id], kwargs={"manual": manual} if manual else {})
-        except Exception:  # the broker is down: the sweep will find the delivery due
-            logger.warning("webhooks: could not enqueue delivery %s; the sweep will retry", delivery_id)
+            task.apply_async(args=args, kwargs=kwargs)
+        except Exception:  # the broker is down: the sweep will find the deliveries due
+            logger.warning("webhooks: could not enqueue deliveries %s; the sweep will retry", args[0])
 
 
 def event_email_enqueue(*, event_id: int) -> None:

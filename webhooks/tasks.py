@@ -1,7 +1,8 @@
 """Celery tasks of the webhooks: one delivery try, the sweep of lost deliveries, the alert email.
 
 Tasks take ids, call one function, and own only the retry policy: ``deliver`` schedules the next
-try on ``WEBHOOK_RETRY_SCHEDULE`` with ``apply_async(countdown=…)``.
+try on ``WEBHOOK_RETRY_SCHEDULE`` with ``apply_async(countdown=…)``. ``deliver_batch`` makes the
+first tries of deliveries queued together (the events of one refresh) in one go.
 """
 
 import datetime as dt
@@ -11,7 +12,7 @@ from celery import shared_task
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
-from .delivery import delivery_attempt
+from .delivery import deliveries_attempt, delivery_attempt
 from .models import Delivery
 from .notifications import event_email_send
 
@@ -38,6 +39,25 @@ def deliver(delivery_id: int, manual: bool = False) -> None:
     outcome = delivery_attempt(delivery_id=delivery_id, manual=manual)
     if outcome.retry_in is not None:
         deliver.apply_async(args=[delivery_id], countdown=outcome.retry_in)
+
+
+@shared_task(
+    name="webhooks.tasks.deliver_batch",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    autoretry_for=_RETRYABLE,
+    retry_backoff=5,
+    max_retries=5,
+    soft_time_limit=600,
+    time_limit=660,
+)
+def deliver_batch(delivery_ids: list[int]) -> None:
+    """Make the first try of several deliveries queued together; each that failed gets its own
+    ``deliver`` task for its next try."""
+    for delivery_id, outcome in deliveries_attempt(delivery_ids=delivery_ids).items():
+        if outcome.retry_in is not None:
+            deliver.apply_async(args=[delivery_id], countdown=outcome.retry_in)
 
 
 @shared_task(name="webhooks.tasks.deliveries_sweep", acks_late=True, ignore_result=True)

@@ -19,6 +19,11 @@ MODELS = [
     ("usage", "languageusage"),
     ("usage", "apicallcount"),
     ("usage", "stalemonth"),
+    ("accounts", "servicekey"),
+    ("webhooks", "webhookendpoint"),
+    ("webhooks", "event"),
+    ("webhooks", "delivery"),
+    ("webhooks", "spendthreshold"),
 ]
 
 
@@ -31,16 +36,27 @@ def test_the_roles_exist_with_their_extra_permissions(db):
     finance = set(Group.objects.get(name=FINANCE).permissions.values_list("codename", flat=True))
     views = {
         f"view_{model._meta.model_name}"
-        for app_label in ("accounts", "usage")
+        for app_label in ("accounts", "usage", "webhooks")
         for model in apps.get_app_config(app_label).get_models()
     }
     assert views <= support and views <= finance
     assert {codename for codename in support if not codename.startswith("view_")} == {
         "revoke_apikey",
+        "revoke_servicekey",
         "recompute_usage",
+        "redeliver_delivery",
     }
     assert {"change_pricingplan", "change_free_job_allowance", "change_organisation_plan"} <= finance
-    assert not {"change_organisation", "change_job", "add_apikey", "change_user"} & (support | finance)
+    assert not {
+        "change_organisation",
+        "change_job",
+        "add_apikey",
+        "change_user",
+        "add_servicekey",
+        "change_webhookendpoint",
+        "delete_webhookendpoint",
+    } & (support | finance)
+    assert "revoke_servicekey" not in finance and "redeliver_delivery" not in finance
 
 
 @pytest.mark.parametrize(
@@ -152,3 +168,93 @@ def test_staff_without_a_role_cannot_use_an_action_link(client, staff, acme):
         changelist("accounts", "organisation"), {"action": "recompute_usage", "_selected_action": [acme.pk]}
     )
     assert response.status_code == 403
+
+
+def test_support_revokes_a_service_key_and_finance_cannot(client, support_staff, finance_staff):
+    from accounts.models import ServiceKey
+    from accounts.services import service_key_create
+
+    one = service_key_create(name="one").service_key
+    two = service_key_create(name="two").service_key
+    revoke_url = reverse("admin:accounts_servicekey_revoke", args=[one.pk])
+
+    client.force_login(finance_staff)
+    assert client.get(changelist("accounts", "servicekey")).context["action_form"] is None
+    assert client.post(revoke_url).status_code == 403
+    client.post(changelist("accounts", "servicekey"), {"action": "revoke_keys", "_selected_action": [two.pk]})
+    assert not ServiceKey.objects.filter(revoked_at__isnull=False).exists()
+    assert client.get(reverse("admin:accounts_servicekey_add")).status_code == 403
+
+    client.force_login(support_staff)
+    assert action_names(client, "accounts", "servicekey") == {"", "revoke_keys"}
+    page = client.get(reverse("admin:accounts_servicekey_change", args=[one.pk]))
+    assert page.status_code == 200 and page.context["can_revoke"] is True
+    assert client.post(revoke_url).status_code == 302
+    client.post(changelist("accounts", "servicekey"), {"action": "revoke_keys", "_selected_action": [two.pk]})
+    assert ServiceKey.objects.filter(revoked_at__isnull=False).count() == 2
+    assert client.get(reverse("admin:accounts_servicekey_add")).status_code == 403
+
+
+@pytest.fixture
+def webhook_delivery(acme, settings, monkeypatch):
+    """A delivery of a test event to an endpoint of Acme; queueing is recorded, not sent."""
+    from webhooks.models import Delivery
+    from webhooks.services import webhook_endpoint_create, webhook_test_send
+
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+    queued = []
+    monkeypatch.setattr(
+        "webhooks.tasks.deliver.apply_async", lambda args, kwargs=None, **options: queued.append(args)
+    )
+    endpoint = webhook_endpoint_create(organisation=acme, url="http://127.0.0.1:9/hook").endpoint
+    delivery = Delivery.objects.get(event=webhook_test_send(endpoint=endpoint))
+    queued.clear()
+    return delivery, queued
+
+
+def test_support_views_the_webhooks_and_redelivers(
+    client, support_staff, webhook_delivery, django_capture_on_commit_callbacks
+):
+    delivery, queued = webhook_delivery
+    client.force_login(support_staff)
+    page = client.get(reverse("admin:webhooks_delivery_change", args=[delivery.pk]))
+    assert page.status_code == 200 and page.context["has_change_permission"] is False
+    endpoint_page = client.get(reverse("admin:webhooks_webhookendpoint_change", args=[delivery.endpoint_id]))
+    assert endpoint_page.status_code == 200 and endpoint_page.context["has_change_permission"] is False
+    assert action_names(client, "webhooks", "delivery") == {"", "redeliver"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            changelist("webhooks", "delivery"), {"action": "redeliver", "_selected_action": [delivery.pk]}
+        )
+    assert response.status_code == 302
+    assert queued == [[delivery.pk]]
+
+
+def test_finance_views_the_webhooks_but_cannot_redeliver_or_edit(
+    client, finance_staff, webhook_delivery, admin_form_data, django_capture_on_commit_callbacks
+):
+    delivery, queued = webhook_delivery
+    client.force_login(finance_staff)
+    assert client.get(reverse("admin:webhooks_delivery_change", args=[delivery.pk])).status_code == 200
+    assert client.get(changelist("webhooks", "delivery")).context["action_form"] is None
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            changelist("webhooks", "delivery"), {"action": "redeliver", "_selected_action": [delivery.pk]}
+        )
+    assert queued == []
+    url = reverse("admin:webhooks_webhookendpoint_change", args=[delivery.endpoint_id])
+    assert client.post(url, admin_form_data(client.get(url)) | {"is_active": ""}).status_code == 403
+    delivery.endpoint.refresh_from_db()
+    assert delivery.endpoint.is_active
+
+
+def test_staff_without_a_role_cannot_redeliver(
+    client, staff, webhook_delivery, django_capture_on_commit_callbacks
+):
+    delivery, queued = webhook_delivery
+    client.force_login(staff)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            changelist("webhooks", "delivery"), {"action": "redeliver", "_selected_action": [delivery.pk]}
+        )
+    assert response.status_code == 403 and queued == []

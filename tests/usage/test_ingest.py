@@ -201,6 +201,53 @@ def test_created_and_updated_jobs_show_in_usage_at_the_next_request(post, bearer
     assert not StaleMonth.objects.exists()
 
 
+def test_the_usage_refresh_runs_once_the_answer_is_made_and_a_failing_one_costs_nothing(
+    post, bearer, acme, acme_key, monkeypatch
+):
+    from usage import ingesting
+
+    calls = []
+
+    def refresh(*, organisation_ids):
+        calls.append(sorted(organisation_ids))
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(ingesting, "usage_refresh_organisations", refresh)
+    response = post({"jobs": [item()]})
+
+    assert response.status_code == 200 and statuses(response) == ["created"]
+    assert calls == [[acme.pk]]  # run when the test client closed the response, after its body
+    assert StaleMonth.objects.filter(organisation=acme).exists()  # the marks stay for the next read
+    monkeypatch.undo()
+    monthly = bearer(acme_key.plaintext, "/usage", {"start_month": "2025-01"}).json()
+    assert [month["jobs"] for month in monthly["monthly_breakdown"]] == [1, 0, 0]
+    assert not StaleMonth.objects.exists()
+
+
+def test_the_answer_is_complete_before_the_usage_refresh(client, service_key, acme, acme_key, monkeypatch):
+    """The view hands the refresh to the response's closers: the body exists before it runs."""
+    from usage.api.ingest import IngestJobsView
+
+    seen = []
+    original = IngestJobsView.post
+
+    def post_and_look(self, request):
+        response = original(self, request)
+        seen.append((StaleMonth.objects.filter(organisation=acme).exists(), len(response._resource_closers)))
+        return response
+
+    monkeypatch.setattr(IngestJobsView, "post", post_and_look)
+    response = client.post(
+        INGEST,
+        json.dumps({"jobs": [item()]}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {service_key.plaintext}"},
+    )
+    assert response.status_code == 200
+    assert seen == [(True, 1)]  # answered with the marks still there, the refresh pending
+    assert not StaleMonth.objects.exists()  # and resolved once the response was closed
+
+
 def test_service_key_requests_are_never_api_calls(post, client, job_url, service_key, acme, acme_key):
     headers = {"Authorization": f"Bearer {service_key.plaintext}"}
     post({"jobs": [item()]})

@@ -199,3 +199,43 @@ def test_the_send_connects_to_the_vetted_address_and_keeps_the_host(receiver):
     response = http_send(vetted, b"{}", {"content-type": "application/json"})
     assert response.status_code == 200
     assert receiver.requests[0].headers["host"] == f"hooks.invalid:{port}"
+
+
+def test_money_in_a_delivered_event_is_an_exact_decimal_string(acme, receiver, add_jobs):
+    """A float would round 1.000065 down (binary); the payload carries /usage's half-up figure."""
+    from decimal import Decimal
+
+    from tests.factories import at, make_job
+    from usage.models import PricingPlan, PricingTier
+    from usage.services import organisation_plan_set
+    from webhooks.services import spend_threshold_add
+
+    plan = PricingPlan.objects.create(
+        name="thirds",
+        currency="EUR",
+        per_job_fee=Decimal("0.333355"),
+        transcription_rate=Decimal("0"),
+        note_rate=Decimal("0"),
+    )
+    PricingTier.objects.create(plan=plan, name="tier1", first_rank=1, discount_percent=0)
+    organisation_plan_set(organisation=acme, plan=plan)
+    endpoint = webhook_endpoint_create(
+        organisation=acme, url=receiver.url, event_types=["usage.spend_threshold_crossed"]
+    ).endpoint
+    spend_threshold_add(organisation=acme, amount="1")
+    add_jobs([make_job(acme, created_at=at(2025, 4, 1, n)) for n in range(3)])  # 3 × 0.333355 = 1.000065
+
+    delivery = Delivery.objects.get(endpoint=endpoint)
+    assert delivery_attempt(delivery_id=delivery.pk).delivered
+    [request] = receiver.requests
+    payload = Webhook(endpoint.secret).verify(request.body, request.headers)
+    assert payload["type"] == "usage.spend_threshold_crossed"
+    assert payload["data"] == {
+        "org_id": "org_acme",
+        "month": "2025-04",
+        "currency": "EUR",
+        "threshold": "1.00",
+        "final_cost": "1.00007",
+    }
+    assert round(float(Decimal("1.000065")), 5) == 1.00006  # what a float payload would have said
+    assert b'"final_cost":"1.00007"' in request.body

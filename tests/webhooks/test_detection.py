@@ -85,8 +85,9 @@ def test_spend_threshold_crossed_once_per_month_and_amount(acme, add_jobs, small
     assert Event.objects.get(type="usage.spend_threshold_crossed").data == {
         "org_id": "org_acme",
         "month": "2025-04",
-        "threshold": 2.5,
-        "final_cost": 3.8,
+        "currency": "USD",
+        "threshold": "2.50",
+        "final_cost": "3.80000",
     }
 
 

@@ -6,6 +6,7 @@ items are judged there by ``usage.validation``, the one validator of jobs. No re
 API call of any organisation.
 """
 
+import functools
 import io
 
 from drf_spectacular.types import OpenApiTypes
@@ -15,7 +16,13 @@ from rest_framework.response import Response
 
 from portal.api.schema import RESPONSE_HEADERS, ErrorSerializer
 from portal.api.views import ServiceKeyView
-from usage.ingesting import MAX_ITEMS, ingested_job_delete, ingested_job_get, jobs_ingest
+from usage.ingesting import (
+    MAX_ITEMS,
+    ingested_job_delete,
+    ingested_job_get,
+    ingested_usage_refresh,
+    jobs_ingest,
+)
 from usage.validation import DuplicateFields, InvalidJSON, json_loads
 
 from .ingest_serializers import (
@@ -149,8 +156,16 @@ class IngestJobsView(ServiceKeyView):
         stream = request.stream or io.BytesIO()  # DRF gives None for an empty body
         body = body_read(stream, content_length=request.META.get("CONTENT_LENGTH"))
         records = envelope_records(body)
-        report = jobs_ingest(records=records, scope=request.user.scope, now=self.now)
-        return Response(ingest_report_data(report))
+        report = jobs_ingest(records=records, scope=request.user.scope, now=self.now, refresh=False)
+        response = Response(ingest_report_data(report))
+        if report.written:
+            # Once the answer is sent (the server closes the response after writing it), not
+            # before: the platform does not wait for the usage refresh, and no reader misses it,
+            # since every read first resolves the marks the write left.
+            response._resource_closers.append(
+                functools.partial(ingested_usage_refresh, organisation_ids=report.written)
+            )
+        return response
 
 
 _JOB_PATH_PARAMETERS = [
