@@ -106,7 +106,9 @@ def _postgres_bindir() -> Path | None:
 
 class PostgresCluster:
     """A private PostgreSQL cluster in a temporary folder: its own port, its socket in that
-    folder, ``fsync=off`` (a test's data need not survive a power cut), superuser ``postgres``
+    folder, ``fsync=off`` (a test's data need not survive a power cut; a crash of the server
+    alone, ``stop("immediate")``, loses no committed transaction: ``synchronous_commit`` stays on,
+    so the WAL is written before a commit is acknowledged), superuser ``postgres``
     with trust authentication on 127.0.0.1.
 
     PostgreSQL refuses to run as root: when we are root the folder is given to the ``postgres``
@@ -157,7 +159,7 @@ class PostgresCluster:
     def start(self) -> None:
         options = (
             f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+            "-c max_connections=50"
         )
         started = self._run(
             "pg_ctl",
