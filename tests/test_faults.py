@@ -161,9 +161,13 @@ def test_postgresql_restarted_under_api_load(cluster, private_redis):
             ]
             time.sleep(2)
             cluster.stop("immediate")
-            down_ping = requests.get(f"{url}/api/v1/ping", headers={"Authorization": f"Bearer {ping_key}"})
-            down_usage = requests.get(f"{url}/usage", headers={"Authorization": f"Bearer {usage_key}"})
-            down_page = requests.get(f"{url}/dashboard/", cookies={"sessionid": setup["session"]})
+            down_ping = requests.get(
+                f"{url}/api/v1/ping", headers={"Authorization": f"Bearer {ping_key}"}, timeout=15
+            )
+            down_usage = requests.get(
+                f"{url}/usage", headers={"Authorization": f"Bearer {usage_key}"}, timeout=15
+            )
+            down_page = requests.get(f"{url}/dashboard/", cookies={"sessionid": setup["session"]}, timeout=15)
             time.sleep(2)
             cluster.start()
             # Each worker's kept connection died with the server: at most one request per worker
@@ -181,8 +185,10 @@ def test_postgresql_restarted_under_api_load(cluster, private_redis):
             for driver in drivers:
                 driver.result()
         pids_after = (server.pid, worker_pids(server))
-        page_after = requests.get(f"{url}/dashboard/", cookies={"sessionid": setup["session"]})
-        reported = requests.get(f"{url}/api/v1/usage", headers={"Authorization": f"Bearer {usage_key}"})
+        page_after = requests.get(f"{url}/dashboard/", cookies={"sessionid": setup["session"]}, timeout=15)
+        reported = requests.get(
+            f"{url}/api/v1/usage", headers={"Authorization": f"Bearer {usage_key}"}, timeout=15
+        )
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()

@@ -86,3 +86,4 @@ def test_the_standard_plan_is_created_by_a_migration(db):
     )
     tiers = list(plan.tiers.order_by("first_rank").values_list("name", "first_rank", "discount_percent"))
     assert tiers == [("tier1", 1, 0), ("tier2", 1001, 10), ("tier3", 10001, 20), ("tier4", 100001, 30)]
+

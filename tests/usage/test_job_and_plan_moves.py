@@ -1,5 +1,6 @@
 """Edits through the admin that change a job's organisation or an organisation's plan."""
 
+
 from accounts.models import Organisation
 from tests.factories import at, make_job
 from usage.models import Job, MonthlyUsage, PricingPlan, PricingTier
