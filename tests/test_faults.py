@@ -223,3 +223,119 @@ def test_postgresql_restarted_under_api_load(cluster, private_redis):
     assert usage_answered <= counts[usage_id] <= usage_answered + usage_failed
     # What the portal reported included every count, those still in Redis too.
     assert reported.json()["api_calls"] == counts[ping_id] + counts[usage_id]
+
+
+def _jobs_file(path, *, lines: int, org_ids: list[str]) -> None:
+    """``lines`` distinct jobs of ``org_ids`` across 2025, in an order that mixes organisations
+    and months in every write batch; a few failed ones and several languages."""
+    languages = ["Hindi", "Tamil", "English", "Bengali"]
+    with path.open("w") as out:
+        for index in range(lines):
+            month = 1 + index * 7 % 12
+            second = index // 12
+            out.write(
+                json.dumps(
+                    {
+                        "org_id": org_ids[index % len(org_ids)],
+                        "external_id": f"kill-{index}",
+                        "api_key": "some api key" if index % 3 else None,
+                        "created_at": f"2025-{month:02d}-{1 + second % 28:02d}T"
+                        f"{second // 28 % 24:02d}:{second // 672 % 60:02d}:{index % 60:02d}Z",
+                        "language": languages[index % len(languages)],
+                        "audio_duration_seconds": 30 + index % 600,
+                        "status": "failed" if index % 17 == 0 else "completed",
+                        "has_transcript": True,
+                        "has_lrc": index % 2 == 0,
+                        "transcription_tokens": index % 1000,
+                        "note_tokens": index % 333,
+                    }
+                )
+                + "\n"
+            )
+
+
+def _usage_state() -> dict[str, list]:
+    """Everything an import writes: the jobs with their derived columns, and every aggregate."""
+    from usage.models import DailyUsage, Job, LanguageUsage, MonthlyUsage
+
+    def rows(model) -> list:
+        names = [field.attname for field in model._meta.concrete_fields if not field.primary_key]
+        return sorted(model.objects.values_list(*names))
+
+    return {
+        "jobs": rows(Job),
+        "monthly": rows(MonthlyUsage),
+        "daily": rows(DailyUsage),
+        "languages": rows(LanguageUsage),
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_jobs_killed_halfway_then_rerun(tmp_path):
+    """SIGKILL ``import_jobs`` once some of its write batches have committed.
+
+    What it committed is whole batches of lines (each batch is one transaction) with their stale
+    marks; the first read resolves them, after which a full recompute finds nothing to correct
+    (consistent and fresh). Rerunning the file then gives exactly what a clean import of it gives:
+    every job once, the same derived columns, the same aggregates.
+    """
+    from accounts.services import api_key_create, organisation_create
+    from tests.factories import test_database_url
+    from usage.engine.recompute import usage_recompute
+    from usage.engine.refresh import usage_refresh_organisations
+    from usage.importing import WRITE_LINES
+    from usage.models import DailyUsage, Job, LanguageUsage, MonthlyUsage, StaleMonth
+
+    organisations = [organisation_create(name=f"Kill {n}", org_id=f"org_kill{n}") for n in range(3)]
+    for organisation in organisations:
+        api_key_create(organisation=organisation, name="some api key")
+    lines = 5 * WRITE_LINES
+    path = tmp_path / "jobs.jsonl"
+    _jobs_file(path, lines=lines, org_ids=[organisation.org_id for organisation in organisations])
+    environment = {**os.environ, "DATABASE_URL": test_database_url(), "LOG_LEVEL": "ERROR"}
+    command = [sys.executable, str(ROOT / "manage.py"), "import_jobs", str(path)]
+
+    importer = subprocess.Popen(command, cwd=ROOT, env=environment, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while Job.objects.count() < 2 * WRITE_LINES:
+            assert importer.poll() is None, importer.stderr.read()
+            assert time.monotonic() < deadline, "the import wrote no two batches in 5 minutes"
+            time.sleep(0.05)
+        importer.send_signal(signal.SIGKILL)
+    finally:
+        importer.kill()
+        importer.wait()
+    assert importer.returncode == -signal.SIGKILL
+
+    # Its backend may still be finishing the statement it was in (then rolls it back): the
+    # organisations' writers' lock, taken by the refresh below, waits for it.
+    organisation_ids = [organisation.pk for organisation in organisations]
+    committed = Job.objects.count()
+    assert committed % WRITE_LINES == 0 and 2 * WRITE_LINES <= committed < lines  # whole batches only
+    assert StaleMonth.objects.exists()  # killed before its refresh: the marks say what to redo
+    usage_refresh_organisations(organisation_ids=organisation_ids)  # what the first read does
+    assert Job.objects.count() == committed
+    assert sorted(Job.objects.values_list("external_id", flat=True)) == sorted(
+        f"kill-{index}" for index in range(committed)
+    )
+    fresh = _usage_state()
+    checked = usage_recompute()
+    assert (checked.rows_corrected, checked.jobs_retiered, checked.free_flags_fixed) == (0, 0, 0)
+    assert _usage_state() == fresh
+    assert sum(MonthlyUsage.objects.values_list("jobs", flat=True)) == committed
+
+    rerun = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    after_rerun = _usage_state()
+    assert len(after_rerun["jobs"]) == lines
+    assert not StaleMonth.objects.exists()
+
+    # A clean import of the same file into an empty database (the organisations and keys kept).
+    for model in (StaleMonth, DailyUsage, LanguageUsage, MonthlyUsage, Job):
+        model.objects.all().delete()
+    clean = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    assert _usage_state() == after_rerun
+    checked = usage_recompute()
+    assert (checked.rows_corrected, checked.jobs_retiered, checked.free_flags_fixed) == (0, 0, 0)
