@@ -245,6 +245,7 @@ def run(context: Context) -> list[Figure]:
                 stdout, stderr = process.communicate(timeout=seconds + 120)
                 if process.returncode != 0:
                     raise RuntimeError(f"wrk failed: {stderr.strip()[-300:]}")
+                log(f"  soak: wrk {name}:\n{stdout.rstrip()}")
                 outputs[name] = parse_wrk(stdout)
                 statuses[name] = other_statuses(stdout)
             workers_at_end = gunicorn_workers(server.pid)

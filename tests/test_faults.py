@@ -16,6 +16,7 @@ where there is no server to kill. A fault test that cannot start what it needs (
 """
 
 import concurrent.futures
+import datetime as dt
 import json
 import os
 import signal
@@ -339,3 +340,149 @@ def test_import_jobs_killed_halfway_then_rerun(tmp_path):
     assert _usage_state() == after_rerun
     checked = usage_recompute()
     assert (checked.rows_corrected, checked.jobs_retiered, checked.free_flags_fixed) == (0, 0, 0)
+
+
+def _start_worker(tmp_path, name: str) -> tuple[subprocess.Popen, object]:
+    """A real Celery worker (solo pool: the task runs in this very process) on the test database
+    and the configured broker."""
+    from django.conf import settings
+
+    from tests.factories import test_database_url
+
+    log = (tmp_path / f"{name}.log").open("w+")
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+            "-n",
+            f"{name}-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return worker, log
+
+
+def _wait_for(condition, *, seconds: float, what: str, worker: subprocess.Popen, log) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if worker.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            pytest.fail(f"{what}: not within {seconds} s\n{log.read()[-3000:]}")
+        time.sleep(0.2)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_in_the_middle_of_a_recompute(tmp_path):
+    """SIGKILL the worker while its recompute holds the organisation's lease, then run again.
+
+    The recompute is held mid-way without mocking anything: the test holds a lock on the
+    organisation's row, which the recompute needs after it has claimed its lease. Killed there,
+    the worker leaves a lease that says "held for 30 minutes". The next run must not be blocked
+    by it (the lease is tied to the dead worker's database connection) and repairs the
+    aggregates exactly. (The killed task's own message, unacknowledged with ``acks_late``, is
+    redelivered by the broker after its visibility timeout; that run finds nothing to do.)
+    """
+    from django.conf import settings
+    from django.utils import timezone
+
+    from accounts.services import api_key_create, organisation_create
+    from tests.factories import at, make_job, test_database_url
+    from tests.usage.test_worker import sender_for
+    from usage.engine.refresh import usage_refresh
+    from usage.models import MonthlyUsage, TaskLock
+    from usage.services import jobs_upsert
+
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        skip_or_fail("needs a broker server (CELERY_BROKER_URL=redis://…), as CI's PostgreSQL pass has")
+    organisation = organisation_create(name="Killed Co", org_id="org_killed")
+    key = api_key_create(organisation=organisation, name="k").api_key
+    jobs_upsert(
+        jobs=[
+            make_job(organisation, created_at=at(2025, 1 + day % 3, 1 + day % 28), api_key=key)
+            for day in range(60)
+        ]
+    )
+    usage_refresh(organisation_id=organisation.pk)
+    expected = sorted(MonthlyUsage.objects.values_list("month", "tier", "is_free", "jobs"))
+    MonthlyUsage.objects.all().delete()
+    lease = f"recompute_usage:org:{organisation.pk}"
+    sender = sender_for(None)
+
+    holder = psycopg.connect(test_database_url())  # in a transaction: holds its row lock
+    monitor = psycopg.connect(test_database_url(), autocommit=True)  # fresh statistics each query
+    worker, log = _start_worker(tmp_path, "killed")
+    try:
+        holder.execute("SELECT 1 FROM accounts_organisation WHERE id = %s FOR UPDATE", [organisation.pk])
+        sender.send_task("usage.tasks.recompute_organisation_usage", args=[organisation.pk])
+
+        def blocked_backend() -> int | None:
+            found = monitor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query ILIKE %s",
+                ["%accounts_organisation%"],
+            ).fetchone()
+            return found[0] if found else None
+
+        _wait_for(
+            lambda: blocked_backend() is not None,
+            seconds=90,
+            what="the recompute did not reach the organisation's row",
+            worker=worker,
+            log=log,
+        )
+        backend = blocked_backend()
+        assert TaskLock.objects.get(name=lease).locked_until > timezone.now()
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        holder.rollback()  # the dead worker's server process gets the row, finds its client gone
+
+    def backend_gone() -> bool:
+        return not monitor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [backend]).fetchone()
+
+    deadline = time.monotonic() + 30
+    while not backend_gone() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    holder.close()
+    assert backend_gone()
+    monitor.close()
+    assert MonthlyUsage.objects.count() == 0  # the killed run repaired nothing
+    assert TaskLock.objects.get(name=lease).locked_until > timezone.now() + dt.timedelta(minutes=20)
+
+    worker, log = _start_worker(tmp_path, "next")
+    try:
+        sender.send_task("usage.tasks.recompute_usage")  # the next (nightly) run
+        _wait_for(
+            lambda: sorted(MonthlyUsage.objects.values_list("month", "tier", "is_free", "jobs")) == expected,
+            seconds=90,
+            what="the next run did not repair the aggregates",
+            worker=worker,
+            log=log,
+        )
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        log.seek(0)
+        output = log.read()
+    assert "being recomputed already" not in output, output
+    assert TaskLock.objects.get(name=lease).locked_until <= timezone.now()  # released by the next run
