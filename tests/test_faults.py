@@ -12,7 +12,11 @@ where there is no server to kill. A fault test that cannot start what it needs (
 ``redis-server``) is skipped on a laptop and fails under ``CI=true``. Run them alone with::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/usage_portal CACHE_URL=redis://127.0.0.1:6379/1 \\
-        CELERY_BROKER_URL=redis://127.0.0.1:6379/1 .venv/bin/pytest -m faults -n0
+        CELERY_BROKER_URL=redis://127.0.0.1:6379/1 .venv/bin/pytest -m faults tests/test_faults.py
+
+The tests that commit to the test database use ``serialized_rollback``: a plain transactional
+test's flush recreates the migrations' rows (the staff groups), which the serialized tests that
+run after it (``tests/usage``) would then insert a second time.
 """
 
 import concurrent.futures
@@ -271,7 +275,7 @@ def _usage_state() -> dict[str, list]:
     }
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_import_jobs_killed_halfway_then_rerun(tmp_path):
     """SIGKILL ``import_jobs`` once some of its write batches have committed.
 
@@ -388,7 +392,7 @@ def _wait_for(condition, *, seconds: float, what: str, worker: subprocess.Popen,
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_worker_killed_in_the_middle_of_a_recompute(tmp_path):
     """SIGKILL the worker while its recompute holds the organisation's lease, then run again.
 
