@@ -162,7 +162,7 @@ class Invitation(models.Model):
     """An owner's invitation of an email address to join an organisation with a role.
 
     The link sent by email carries a signed, expiring token of the row's id
-    (``accounts.services.invitation_token``); the row records who accepted it, and when, so
+    (``accounts.team.invitation_token``); the row records who accepted it, and when, so
     a link is good for one acceptance only.
     """
 

@@ -10,5 +10,10 @@ urlpatterns = [
     path("orgs/<str:org_id>/team/", views.team, name="team"),
     path("orgs/<str:org_id>/team/<int:membership_id>/role/", views.team_role, name="team-role"),
     path("orgs/<str:org_id>/team/<int:membership_id>/remove/", views.team_remove, name="team-remove"),
+    path(
+        "orgs/<str:org_id>/team/invitations/<int:invitation_id>/cancel/",
+        views.team_invitation_cancel,
+        name="team-invitation-cancel",
+    ),
     path("invitations/<str:token>/", views.invitation_accept_page, name="invitation-accept"),
 ]

@@ -37,12 +37,13 @@ from .selectors import (
     staff_may_view_organisations,
     team_list,
 )
-from .services import (
+from .services import api_key_create, api_key_revoke
+from .team import (
     INVITATION_MAX_AGE,
     InvalidInvitationError,
-    api_key_create,
-    api_key_revoke,
+    InvitationNotFoundError,
     invitation_accept,
+    invitation_cancel,
     invitation_from_token,
     membership_invite,
     membership_remove,
@@ -275,6 +276,27 @@ def team_remove(request: HttpRequest, access: OrganisationAccess, membership_id:
         "accounts/team_remove.html",
         {"access": access, "organisation": access.organisation, "membership": membership},
     )
+
+
+@require_POST
+@organisation_page
+def team_invitation_cancel(
+    request: HttpRequest, access: OrganisationAccess, invitation_id: int
+) -> HttpResponse:
+    """An owner cancels a pending invitation (its link stops working), then goes back to the list."""
+    if not access.can_manage_team:
+        raise PermissionDenied("Only an owner of this organisation can cancel invitations.")
+    try:
+        invitation = invitation_cancel(organisation=access.organisation, invitation_id=invitation_id)
+    except InvitationNotFoundError:
+        raise Http404("No such invitation.") from None
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request, f"The invitation of {invitation.email} was cancelled: its link no longer works."
+        )
+    return redirect("team", org_id=access.organisation.org_id)
 
 
 @require_http_methods(["GET", "POST"])

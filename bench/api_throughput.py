@@ -206,7 +206,7 @@ def free_port() -> int:
 
 
 def start_gunicorn(
-    context: Context, application: str, environment: dict[str, str]
+    context: Context, application: str, environment: dict[str, str], *, workers: int = WORKERS
 ) -> tuple[subprocess.Popen, str]:
     """gunicorn serving ``application`` on a free loopback port; returns (process, base URL).
 
@@ -216,7 +216,7 @@ def start_gunicorn(
     command = [
         str(Path(context.python).parent / "gunicorn"),
         application,
-        f"--workers={WORKERS}",
+        f"--workers={workers}",
         "--worker-class=sync",
         f"--bind=127.0.0.1:{port}",
         "--log-level=warning",

@@ -94,6 +94,26 @@ REGISTRY = (
         placeholders=(("usage page render, 24 months × 20 keys (median)", "≤ 50 ms"),),
     ),
     Benchmark(
+        "jobs_api",
+        "bench.customer_jobs",
+        "run_jobs_api",
+        placeholders=(("GET /api/v1/jobs limit=100: last ÷ first page (median)", "≤ 1.5×"),),
+    ),
+    Benchmark(
+        "jobs_csv_memory",
+        "bench.customer_jobs",
+        "run_jobs_csv_memory",
+        placeholders=(("jobs CSV of the largest month: peak RSS growth of the serving worker", "< 50 MB"),),
+    ),
+    Benchmark(
+        "daily_page",
+        "bench.customer_jobs",
+        "run_daily_page",
+        placeholders=(
+            ("usage page with the daily view, largest month: big ÷ 1,000-job org (median)", "≤ 1.5×"),
+        ),
+    ),
+    Benchmark(
         "admin_changelist",
         "bench.external",
         "run_admin_changelist",

@@ -46,11 +46,33 @@ def usage_events_detect(scope: Scope) -> int:
     organisations = {
         organisation.pk: organisation for organisation in Organisation.objects.filter(pk__in=scope)
     }
-    month_rows = list(
-        MonthlyUsage.objects.filter(_scope_filter(scope))
-        .values("organisation_id", "month")
-        .annotate(jobs=Sum("jobs"), top_tier=Max("tier"))
-        .order_by("organisation_id", "month")
+    with_thresholds = set(
+        SpendThreshold.objects.filter(organisation_id__in=organisations).values_list(
+            "organisation_id", flat=True
+        )
+    )
+    # Only the months that can raise an event: those with jobs past the first tier, and every
+    # month of an organisation with spend thresholds. (A reconcile of every organisation would
+    # otherwise group 24,000 months to find a hundred.)
+    tiered: dict[int, set[dt.date]] = defaultdict(set)
+    for organisation_id, month in (
+        MonthlyUsage.objects.filter(_scope_filter(scope), tier__gt=1)
+        .values_list("organisation_id", "month")
+        .distinct()
+    ):
+        tiered[organisation_id].add(month)
+    wanted = Q(organisation_id__in=with_thresholds) & _scope_filter(scope)
+    for organisation_id, months in tiered.items():
+        wanted |= Q(organisation_id=organisation_id, month__in=sorted(months))
+    month_rows = (
+        list(
+            MonthlyUsage.objects.filter(wanted)
+            .values("organisation_id", "month")
+            .annotate(jobs=Sum("jobs"), top_tier=Max("tier"))
+            .order_by("organisation_id", "month")
+        )
+        if tiered or with_thresholds
+        else []
     )
     candidates: list[Candidate] = []
     candidates += _tier_candidates(organisations, month_rows)

@@ -6,18 +6,23 @@ import re
 import pytest
 import time_machine
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Invitation, Membership, User
-from accounts.services import (
+from accounts.services import membership_add
+from accounts.team import (
     InvalidInvitationError,
+    InvitationNotFoundError,
     LastOwnerError,
     invitation_accept,
+    invitation_cancel,
+    invitation_from_token,
     invitation_token,
-    membership_add,
     membership_remove,
     membership_role_set,
 )
+from portal.errors import DomainError
 
 TEAM_URL = reverse("team", kwargs={"org_id": "org_acme"})
 
@@ -266,3 +271,92 @@ def test_a_role_from_an_invitation_never_demotes_an_owner(owner, acme):
     membership = invitation_accept(token=invitation_token(invitation=invitation), user=owner)
 
     assert membership.role == "owner"
+
+
+# --- Cancelling a pending invitation -------------------------------------------------------------
+
+
+def _cancel_url(invitation, org_id="org_acme"):
+    return reverse("team-invitation-cancel", kwargs={"org_id": org_id, "invitation_id": invitation.pk})
+
+
+def test_an_owner_cancels_an_invitation_and_its_link_stops_working(client, owner, acme, invite):
+    link = invite(client, owner, "nina@acme.test")
+    invitation = Invitation.objects.get(email="nina@acme.test")
+    client.force_login(owner)
+    assert f'action="{_cancel_url(invitation)}"' in client.get(TEAM_URL).content.decode()
+
+    response = client.post(_cancel_url(invitation), follow=True)
+
+    page = response.content.decode()
+    assert response.redirect_chain == [(TEAM_URL, 302)]
+    assert "The invitation of nina@acme.test was cancelled" in page
+    assert "No invitation is waiting to be accepted." in page
+    assert not Invitation.objects.filter(pk=invitation.pk).exists()
+    client.logout()
+    refused = client.get(link)
+    assert refused.status_code == 410
+    assert "cancelled by an owner" in refused.content.decode()
+    signed_up = client.post(
+        link, {"username": "nina", "password1": "a-long-pass-phrase-9", "password2": "a-long-pass-phrase-9"}
+    )
+    assert signed_up.status_code == 410
+    assert not User.objects.filter(username="nina").exists()
+
+
+def test_cancelling_is_a_service_that_refuses_used_and_foreign_invitations(owner, outsider, acme, globex):
+    pending = Invitation.objects.create(organisation=acme, email="nina@acme.test", role="member")
+    used = Invitation.objects.create(organisation=acme, email="oscar@globex.test", role="member")
+    token = invitation_token(invitation=pending)
+    invitation_accept(token=invitation_token(invitation=used), user=outsider)
+
+    with pytest.raises(InvitationNotFoundError):
+        invitation_cancel(organisation=globex, invitation_id=pending.pk)
+    with pytest.raises(DomainError, match="already been accepted"):
+        invitation_cancel(organisation=acme, invitation_id=used.pk)
+    assert invitation_cancel(organisation=acme, invitation_id=pending.pk).email == "nina@acme.test"
+
+    with pytest.raises(InvalidInvitationError, match="cancelled"):
+        invitation_from_token(token=token)
+    with pytest.raises(InvitationNotFoundError):
+        invitation_cancel(organisation=acme, invitation_id=pending.pk)
+    assert Invitation.objects.filter(pk=used.pk).exists()
+    assert Membership.objects.filter(user=outsider, organisation=acme).exists()
+
+
+@pytest.mark.parametrize("persona", ["member", "support_staff"])
+def test_members_and_staff_cannot_cancel_an_invitation(client, request, persona, acme):
+    invitation = Invitation.objects.create(organisation=acme, email="nina@acme.test", role="owner")
+    client.force_login(request.getfixturevalue(persona))
+
+    assert client.post(_cancel_url(invitation)).status_code == 403
+    assert "nina@acme.test" not in client.get(TEAM_URL).content.decode()
+    assert Invitation.objects.filter(pk=invitation.pk).exists()
+
+
+def test_another_organisation_cannot_cancel_an_invitation(client, owner, outsider, acme):
+    invitation = Invitation.objects.create(organisation=acme, email="nina@acme.test", role="member")
+    client.force_login(outsider)
+
+    # Not a member of acme: the organisation is not found; through its own organisation's URL,
+    # the invitation is not one of globex's.
+    assert client.post(_cancel_url(invitation)).status_code == 404
+    assert client.post(_cancel_url(invitation, org_id="org_globex")).status_code == 404
+    client.logout()
+    assert client.post(_cancel_url(invitation)).status_code == 302  # to the login page
+    assert Invitation.objects.filter(pk=invitation.pk).exists()
+
+
+def test_cancelling_needs_a_post_with_the_csrf_token(owner, acme):
+    invitation = Invitation.objects.create(organisation=acme, email="nina@acme.test", role="member")
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(owner)
+
+    assert browser.get(_cancel_url(invitation)).status_code == 405
+    assert browser.post(_cancel_url(invitation)).status_code == 403
+    assert Invitation.objects.filter(pk=invitation.pk).exists()
+    page = browser.get(TEAM_URL).content.decode()
+    csrf_token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    response = browser.post(_cancel_url(invitation), {"csrfmiddlewaretoken": csrf_token})
+    assert response.status_code == 302
+    assert not Invitation.objects.filter(pk=invitation.pk).exists()

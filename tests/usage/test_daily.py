@@ -143,6 +143,40 @@ def test_the_recompute_repairs_the_daily_aggregate(busy_acme):
     assert usage_recompute().rows_corrected == 0
 
 
+def test_the_nightly_reconcile_repairs_daily_rows_whose_month_still_adds_up(busy_acme):
+    """Errors that leave every monthly figure right: a job counted on the wrong day, and a status
+    counted as another. Only a check of the daily rows against the jobs finds them."""
+    snapshot = _daily_rows()
+    january = DailyUsage.objects.filter(month=dt.date(2025, 1, 1)).order_by("day", "tier", "is_free")
+    first, second = next(
+        (a, b)
+        for a in january
+        for b in january
+        if (a.tier, a.is_free) == (b.tier, b.is_free)
+        and a.day != b.day
+        and b.completed_status_jobs > 0
+        and b.transcription_tokens >= 7
+    )
+    first.jobs += 1
+    first.completed_status_jobs += 1
+    first.transcription_tokens += 7
+    second.jobs -= 1
+    second.completed_status_jobs -= 1
+    second.transcription_tokens -= 7
+    DailyUsage.objects.bulk_update([first, second], ["jobs", "completed_status_jobs", "transcription_tokens"])
+    third = DailyUsage.objects.filter(month=dt.date(2025, 2, 1), completed_status_jobs__gt=0).first()
+    third.completed_status_jobs -= 1
+    third.failed_jobs += 1
+    third.save()
+    assert _daily_rows() != snapshot
+
+    result = usage_recompute()
+
+    assert _daily_rows() == snapshot == _reference_rows()
+    assert result.rows_corrected == 3
+    assert usage_recompute().rows_corrected == 0
+
+
 def test_the_usage_page_shows_the_chosen_months_days(client, member, busy_acme):
     client.force_login(member)
     with time_machine.travel(dt.datetime(2025, 3, 10, 12, tzinfo=dt.UTC), tick=False):

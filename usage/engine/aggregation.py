@@ -34,7 +34,7 @@ _DAILY_VALUES = (
     "completed_status_jobs",
     "failed_jobs",
 )
-_DAILY_STATUS_COLUMNS = {
+DAILY_STATUS_COLUMNS = {
     "queued_jobs": "queued",
     "processing_jobs": "processing",
     "completed_status_jobs": "completed",
@@ -161,6 +161,10 @@ def _language_select(scope: Scope) -> tuple[str, list]:
 def utc_day_sql(column: str) -> str:
     """The UTC calendar day of a timestamp column, as the database's date."""
     if connection.vendor == "postgresql":
+        if connection.timezone_name == "UTC":
+            # Django sets the session's time zone to UTC (USE_TZ), so a plain cast gives the UTC
+            # day; a zone conversion per row costs some 0.3 s of CPU per million jobs.
+            return f"CAST({column} AS DATE)"
         return f"CAST(({column} AT TIME ZONE 'UTC') AS DATE)"
     return f"date({column})"  # SQLite stores UTC text: its date part is the UTC day
 
@@ -170,7 +174,7 @@ def _daily_select(scope: Scope) -> tuple[str, list]:
     day = utc_day_sql("j.created_at")
     statuses = ",\n".join(
         f"SUM(CASE WHEN j.status = '{status}' THEN 1 ELSE 0 END) AS {column}"
-        for column, status in _DAILY_STATUS_COLUMNS.items()
+        for column, status in DAILY_STATUS_COLUMNS.items()
     )
     select = f"""
         SELECT j.organisation_id, j.month, {day} AS day, j.tier, j.is_free,
@@ -283,7 +287,7 @@ def stored_reconcile(*, usage_scope: Scope, language_scope: Scope | None = None)
     """Make the aggregate tables equal the jobs' grouping in scope; returns the rows corrected.
 
     The daily table depends on the same tiers and free flags as the monthly one, so it is
-    reconciled in ``usage_scope`` too (row by row: the checksum covers the monthly table only).
+    reconciled in ``usage_scope`` too.
     """
     if connection.vendor == "postgresql":
         # A reconcile groups hundreds of thousands of rows: keep the hash tables in memory.
@@ -293,34 +297,6 @@ def stored_reconcile(*, usage_scope: Scope, language_scope: Scope | None = None)
     if language_scope is not None:
         corrected += _reconcile_table("language", language_scope)
     return corrected
-
-
-def stored_daily_mismatches(scope: Scope) -> list[OrgMonth]:
-    """Organisation-months in ``scope`` whose stored daily rows do not add up to their stored
-    monthly rows (by tier and free flag): the only months whose daily rows can be wrong when
-    the checksum found the monthly ones right. Reads the two aggregate tables only."""
-    where, params = scope.sql("s")
-    groups = "organisation_id, month, tier, is_free"
-    sums = "SUM(jobs) AS jobs, SUM(transcription_tokens) AS tt, SUM(note_tokens) AS nt"
-    sql = f"""
-        SELECT DISTINCT organisation_id, month FROM (
-            SELECT {groups} FROM (
-                SELECT {groups}, {sums}, 1 AS side
-                FROM {quote(MonthlyUsage._meta.db_table)} s WHERE {where} GROUP BY {groups}
-                UNION ALL
-                SELECT {groups}, {sums}, -1 AS side
-                FROM {quote(DailyUsage._meta.db_table)} s WHERE {where} GROUP BY {groups}
-            ) x
-            GROUP BY {groups}
-            HAVING SUM(side * jobs) <> 0 OR SUM(side * tt) <> 0 OR SUM(side * nt) <> 0
-        ) m
-    """
-    return [(org, date_from_db(month)) for org, month in fetch(sql, params + params)]
-
-
-def stored_daily_reconcile(scope: Scope) -> int:
-    """Make the daily aggregate equal the jobs' grouping in ``scope``; returns the rows corrected."""
-    return _reconcile_table("daily", scope)
 
 
 def stored_month_count(scope: Scope) -> int:

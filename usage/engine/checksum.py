@@ -5,9 +5,9 @@ Diffing every stored row against a fresh grouping costs several times a plain sc
 the groupings are wide (organisation, month, key, tier, free; organisation, month, language,
 source) and PostgreSQL runs neither in parallel. The whole-table reconcile therefore starts with
 one parallel pass that folds each organisation-month of jobs into a single number, a random
-linear checksum of the rows both aggregate tables should hold for it, and compares it with the
-same checksum of the rows they do hold. Only the months whose checksums differ get the exact
-diff.
+linear checksum of the rows the three aggregate tables (monthly, per language, per day) should
+hold for it, and compares it with the same checksum of the rows they do hold. Only the months
+whose checksums differ get the exact diff.
 
 The checksum of a month is the sum, modulo the prime P, of w(group) * L(values) over its rows:
 L combines a row's counts with coefficients drawn afresh for every run, and w is a hash of the
@@ -21,11 +21,12 @@ import secrets
 from dataclasses import dataclass, field
 
 from accounts.models import Organisation
-from usage.models import Job, LanguageUsage, MonthlyUsage
+from usage.models import DailyUsage, Job, LanguageUsage, MonthlyUsage
 
-from .aggregation import OrgMonth, Scope, execute, fetch, quote
+from .aggregation import DAILY_STATUS_COLUMNS, OrgMonth, Scope, execute, fetch, quote, utc_day_sql
 
 _P = 2_147_483_647
+
 _LOW_31_BITS = 2_147_483_647
 
 
@@ -36,12 +37,27 @@ class _Coefficients:
     audio: int
     transcription: int
     note: int
+    # One per job status, for the daily rows' status counts.
+    queued: int
+    processing: int
+    completed_status: int
+    failed: int
 
     @classmethod
     def draw(cls) -> "_Coefficients":
         # Below 2^29, so that a row's products of a coefficient and a count below 2^31 (or 2^32)
-        # add up within a signed 64-bit integer before the one reduction modulo P.
-        return cls(secrets.randbelow(2**62), *(1 + secrets.randbelow(2**29 - 1) for _ in range(4)))
+        # add up within a signed 64-bit integer before the one reduction modulo P (at most six
+        # such products in a row, each below 2^60).
+        return cls(secrets.randbelow(2**62), *(1 + secrets.randbelow(2**29 - 1) for _ in range(8)))
+
+    def status(self, column: str) -> int:
+        """The coefficient of a daily status column (``DAILY_STATUS_COLUMNS``)."""
+        return {
+            "queued_jobs": self.queued,
+            "processing_jobs": self.processing,
+            "completed_status_jobs": self.completed_status,
+            "failed_jobs": self.failed,
+        }[column]
 
 
 def _mod(expression: str) -> str:
@@ -61,6 +77,13 @@ def _usage_group(c: _Coefficients, alias: str) -> str:
     """w of a usage group: key id, tier (< 2^15) and free flag packed into one integer, hashed."""
     group = f"COALESCE({alias}.api_key_id, 0) * 131072 + {alias}.tier * 2 + {alias}.is_free::int"
     return f"(hashint8extended({group}, {c.seed}::int8) & {_LOW_31_BITS})"
+
+
+def _day_group(c: _Coefficients, alias: str, day: str) -> str:
+    """w of a daily group: the day (as days since 1970), tier and free flag packed, hashed with a
+    seed of its own."""
+    group = f"({day} - DATE '1970-01-01')::int8 * 131072 + {alias}.tier * 2 + {alias}.is_free::int"
+    return f"(hashint8extended({group}, {c.seed}::int8 + 2) & {_LOW_31_BITS})"
 
 
 def _language_group(c: _Coefficients, alias: str, via_api: str) -> str:
@@ -97,8 +120,16 @@ def checksum_check(scope: Scope, *, second_tier_from: int | None) -> ChecksumChe
     )
     tokens = f"{c.transcription}::int8 * j.transcription_tokens + {c.note}::int8 * j.note_tokens"
     job_language = _language_group(c, "j", "j.source = 'api'")
+    job_day = _day_group(c, "j", utc_day_sql("j.created_at"))
+    status = " ".join(
+        f"WHEN '{name}' THEN {c.status(column)}" for column, name in DAILY_STATUS_COLUMNS.items()
+    )
+    job_daily = f"1 + {tokens} + CASE j.status {status} ELSE 0 END"
+    # Three products of two residues (each below 2^62): the first two are reduced before the third
+    # is added, so the sum stays below 2^63.
     job_checksum = _mod(
-        f"{_usage_group(c, 'j')} * {_mod(f'{job} + {tokens}')} + {job_language} * {_mod(job)}"
+        _mod(f"{_usage_group(c, 'j')} * {_mod(f'{job} + {tokens}')} + {job_language} * {_mod(job)}")
+        + f" + {job_day} * {_mod(job_daily)}"
     )
     # A stored row: the job counts go in unreduced too, the other sums reduced first.
     jobs, completed_jobs = "s.jobs", "s.completed_jobs"
@@ -107,11 +138,23 @@ def checksum_check(scope: Scope, *, second_tier_from: int | None) -> ChecksumChe
     language_checksum = _mod(
         f"{_language_group(c, 's', 's.via_api')} * " + _values(c, jobs, completed_jobs, audio, None)
     )
+    daily_values = _mod(
+        " + ".join(
+            [
+                "s.jobs",
+                f"{c.transcription}::int8 * {_mod('s.transcription_tokens')}",
+                f"{c.note}::int8 * {_mod('s.note_tokens')}",
+            ]
+            + [f"{c.status(column)}::int8 * s.{column}" for column in DAILY_STATUS_COLUMNS]
+        )
+    )
+    daily_checksum = _mod(f"{_day_group(c, 's', 's.day')} * {daily_values}")
     job_where, job_params = scope.sql("j")
     usage_where, usage_params = scope.sql("s")
     language_where, language_params = scope.sql("s")
+    daily_where, daily_params = scope.sql("s")
     threshold = second_tier_from if second_tier_from is not None else 2**62
-    # One parallel aggregate over the three tables: jobs add their checksums and stored rows
+    # One parallel aggregate over the four tables: jobs add their checksums and stored rows
     # subtract theirs, so a month agrees when its checksum comes to zero. (The branches' column
     # types match exactly: a coercion would stop PostgreSQL from aggregating in parallel.)
     sql = f"""
@@ -129,6 +172,9 @@ def checksum_check(scope: Scope, *, second_tier_from: int | None) -> ChecksumChe
                 UNION ALL
                 SELECT s.organisation_id, s.month, 0, -{language_checksum}::int, NULL::smallint, NULL::int
                 FROM {quote(LanguageUsage._meta.db_table)} s WHERE {language_where}
+                UNION ALL
+                SELECT s.organisation_id, s.month, 0, -{daily_checksum}::int, NULL::smallint, NULL::int
+                FROM {quote(DailyUsage._meta.db_table)} s WHERE {daily_where}
             ) x
             GROUP BY x.organisation_id, x.month
         ), o AS (
@@ -149,7 +195,7 @@ def checksum_check(scope: Scope, *, second_tier_from: int | None) -> ChecksumChe
     execute("SET LOCAL jit = off")
     ranked: list[OrgMonth] = []
     for organisation_id, month, jobs, differs, top_tier, wrong_free in fetch(
-        sql, job_params + usage_params + language_params + [threshold]
+        sql, job_params + usage_params + language_params + daily_params + [threshold]
     ):
         if organisation_id is None:  # the last row: how many organisation-months have jobs
             check.months = jobs

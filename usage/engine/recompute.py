@@ -174,13 +174,6 @@ def reconcile(
         state.result.rows_corrected += aggregation.stored_reconcile(
             usage_scope=aggregation.Scope.of_pairs(state.months_to_rewrite)
         )
-    # The checksum covers the monthly rows; daily rows that stopped adding up to them are
-    # found from the two stored tables and rebuilt month by month.
-    daily_wrong = aggregation.stored_daily_mismatches(state.base_scope)
-    if daily_wrong:
-        state.result.rows_corrected += aggregation.stored_daily_reconcile(
-            aggregation.Scope.of_pairs(daily_wrong)
-        )
     if progress:
         progress(1)
     result = state.finish(month_count=month_count)
