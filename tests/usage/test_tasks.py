@@ -61,7 +61,7 @@ def test_the_organisation_task_retries_database_errors_with_backoff():
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="leases die with connections on PostgreSQL")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # see tests/test_faults.py
 def test_a_lease_whose_holder_died_is_taken_over_at_once():
     """A holder's connection holds the lease's advisory lock: while it lives the lease is taken;
     once it is gone (a worker killed), the next claimant takes the lease over before it expires."""
