@@ -292,8 +292,9 @@ class ApiCallCount(models.Model):
 class TaskLock(models.Model):
     """A named lease that keeps two runs of the same periodic work from overlapping.
 
-    Claimed with a conditional update (works the same on SQLite and PostgreSQL); a lease that
-    outlives a crashed holder simply expires.
+    Claimed with a conditional update (works the same on SQLite and PostgreSQL). On PostgreSQL
+    the holder also holds a session advisory lock, so a lease whose holder died (its connection
+    is gone) is taken over by the next claimant; on SQLite it expires (``usage.engine.locks``).
     """
 
     name = models.CharField(max_length=100, primary_key=True)

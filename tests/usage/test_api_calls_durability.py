@@ -6,13 +6,8 @@ import concurrent.futures
 import datetime as dt
 import logging
 import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import redis
@@ -21,69 +16,18 @@ import time_machine
 from django.db import connection
 
 from portal import hot_redis
+from tests.faults import RedisServer, serve, skip_or_fail
 from usage import calls as usage_calls
 from usage.calls import api_calls_flush
 from usage.models import ApiCallCount, TaskLock
-
-ROOT = Path(__file__).resolve().parents[2]
-GUNICORN = Path(sys.executable).parent / "gunicorn"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class RedisServer:
-    """A private ``redis-server`` without persistence, on a fixed port across restarts."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_timeout=1)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
 
 
 @pytest.fixture
 def own_redis(settings):
     """A private Redis as the default cache for this test (and so for throttles and call counts)."""
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is required under CI")
-        pytest.skip("no redis-server binary on this machine")
+    reason = RedisServer.available()
+    if reason:
+        skip_or_fail(reason)
     server = RedisServer()
     server.start()
     settings.CACHES = {
@@ -182,36 +126,6 @@ def test_a_flush_killed_after_its_commit_applies_nothing_twice(own_redis, acme_k
     assert TaskLock.objects.filter(name__startswith=usage_calls.MARKER_PREFIX).count() == 1  # kept a while
 
 
-def _serve(environment: dict[str, str], *, workers: int = 2) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            str(GUNICORN),
-            "portal.wsgi:application",
-            f"--workers={workers}",
-            "--worker-class=sync",
-            f"--bind=127.0.0.1:{port}",
-            "--log-level=error",
-            "--no-control-socket",
-        ],
-        cwd=ROOT,
-        env=environment,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:  # ready once every worker answers (a 401 without a key)
-        try:
-            if all(
-                requests.get(f"{url}/api/v1/ping", timeout=20).status_code == 401 for _ in range(workers * 2)
-            ):
-                return process, url
-        except requests.RequestException:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not start") from None
-            time.sleep(0.2)
-
-
 def _database_url() -> str:
     settings_dict = connection.settings_dict
     if connection.vendor == "sqlite":
@@ -228,8 +142,6 @@ def test_a_web_server_killed_while_serving_loses_no_answered_call(request, acme_
     A request in flight at the kill may be counted without being answered (the count is taken
     before the response), never the other way round.
     """
-    if not GUNICORN.exists():
-        pytest.skip("gunicorn is not installed")
     environment = {
         **os.environ,
         "DATABASE_URL": _database_url(),
@@ -241,7 +153,7 @@ def test_a_web_server_killed_while_serving_loses_no_answered_call(request, acme_
         environment["CACHE_URL"] = settings.CACHES["default"]["LOCATION"]
     else:
         environment["CACHE_URL"] = "locmemcache://kill-test"
-    server, url = _serve(environment)
+    server, url = serve(environment)
     header = {"Authorization": f"Bearer {acme_key.plaintext}"}
 
     statuses: set = set()
@@ -295,7 +207,7 @@ def test_a_dead_database_connection_is_replaced_without_health_checks(acme_key, 
         "CACHE_URL": "locmemcache://dead-connection",
         "CONN_MAX_AGE": "600",
     }
-    server, url = _serve(environment, workers=1)
+    server, url = serve(environment, workers=1)
     header = {"Authorization": f"Bearer {acme_key.plaintext}"}
     try:
         assert [

@@ -1,11 +1,16 @@
 import datetime as dt
+import time
 
+import psycopg
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from portal.celery import app
 from tests.factories import at, make_job
+from usage.engine import locks
 from usage.engine.locks import task_lock, task_lock_claim, task_lock_release
-from usage.models import MonthlyUsage
+from usage.models import MonthlyUsage, TaskLock
 from usage.tasks import recompute_organisation_usage, recompute_usage
 
 
@@ -53,3 +58,29 @@ def test_the_organisation_task_retries_database_errors_with_backoff():
         issubclass(error, Exception) and error.__name__ == "OperationalError"
         for error in options.autoretry_for
     )
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="leases die with connections on PostgreSQL")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # see tests/test_faults.py
+def test_a_lease_whose_holder_died_is_taken_over_at_once():
+    """A holder's connection holds the lease's advisory lock: while it lives the lease is taken;
+    once it is gone (a worker killed), the next claimant takes the lease over before it expires."""
+    from tests.factories import test_database_url
+
+    holder = psycopg.connect(test_database_url(), autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s, %s)", [locks._LEASE_LOCK, locks._lease_key("dead holder")])
+    TaskLock.objects.create(
+        name="dead holder", locked_until=timezone.now() + dt.timedelta(minutes=30), owner="dead"
+    )
+    assert task_lock_claim(name="dead holder", ttl=dt.timedelta(minutes=5)) is None  # holder alive
+    backend = holder.info.backend_pid
+    holder.close()
+    with connection.cursor() as cursor:  # the server process ends a moment after the client's
+        for _ in range(100):
+            cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [backend])
+            if not cursor.fetchone():
+                break
+            time.sleep(0.05)
+    token = task_lock_claim(name="dead holder", ttl=dt.timedelta(minutes=5))
+    assert token and TaskLock.objects.get(name="dead holder").owner == token
+    task_lock_release(name="dead holder", token=token)

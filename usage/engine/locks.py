@@ -1,8 +1,10 @@
-"""Locks of the engine: leases that keep periodic work from overlapping (any backend), and the
-advisory lock that orders the writers of an organisation's jobs (PostgreSQL)."""
+"""Locks of the engine: leases that keep periodic work from overlapping (any backend; on
+PostgreSQL a lease dies with its holder's connection), and the advisory lock that orders the
+writers of an organisation's jobs (PostgreSQL)."""
 
 import datetime as dt
 import uuid
+import zlib
 from collections.abc import Iterable
 from contextlib import contextmanager
 
@@ -11,9 +13,63 @@ from django.utils import timezone
 
 from usage.models import TaskLock
 
+# The first key of the session advisory locks that tie a lease to its holder's connection.
+_LEASE_LOCK = 0x4C454153  # "LEAS"
+# Tokens of the leases this process holds, to tell its own (re-entrant) advisory lock apart.
+_held: set[str] = set()
+
+
+def _lease_key(name: str) -> int:
+    """The lease's advisory lock key: a signed 32-bit CRC of its name (a shared key only
+    serialises more)."""
+    return (zlib.crc32(name.encode()) + 2**31) % 2**32 - 2**31
+
+
+def _session_lock(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LEASE_LOCK, _lease_key(name)])
+        return bool(cursor.fetchone()[0])
+
+
+def _session_unlock(name: str) -> None:
+    with connection.cursor() as cursor:
+        # False (and a server warning) when this connection no longer holds it: it was replaced.
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LEASE_LOCK, _lease_key(name)])
+
 
 def task_lock_claim(*, name: str, ttl: dt.timedelta) -> str | None:
-    """Claim the lease ``name`` for ``ttl``; returns an owner token, or None if someone holds it."""
+    """Claim the lease ``name`` for ``ttl``; returns an owner token, or None if someone holds it.
+
+    On PostgreSQL a holder also holds a session advisory lock for the lease, which the server
+    releases when the holder's connection ends: a claimant that gets that lock while the lease
+    row still says "held" knows its holder died (a worker killed with SIGKILL) and takes the
+    lease over at once, rather than waiting for it to expire. On SQLite a lease left by a dead
+    holder expires after ``ttl``.
+    """
+    postgresql = connection.vendor == "postgresql"
+    if postgresql and not _session_lock(name):
+        return None  # a live holder (or a claimant taking it over) has it
+    token = _claim_row(name=name, ttl=ttl)
+    if token is None and postgresql:
+        holder = TaskLock.objects.filter(name=name).values_list("owner", flat=True).first()
+        if holder is not None and holder not in _held:
+            # Held by a connection that is gone: the holder died. Take the lease over.
+            now = timezone.now()
+            token = uuid.uuid4().hex
+            if not TaskLock.objects.filter(name=name, owner=holder).update(
+                locked_until=now + ttl, owner=token
+            ):
+                token = None
+    if token is None:
+        if postgresql:
+            _session_unlock(name)
+        return None
+    _held.add(token)
+    return token
+
+
+def _claim_row(*, name: str, ttl: dt.timedelta) -> str | None:
+    """The lease's row: take it if free or expired (a conditional update, any backend)."""
     now = timezone.now()
     token = uuid.uuid4().hex
     claimed = TaskLock.objects.filter(name=name, locked_until__lte=now).update(
@@ -32,6 +88,10 @@ def task_lock_claim(*, name: str, ttl: dt.timedelta) -> str | None:
 def task_lock_release(*, name: str, token: str) -> None:
     """Give the lease back, if we still hold it."""
     TaskLock.objects.filter(name=name, owner=token).update(locked_until=timezone.now())
+    if token in _held:
+        _held.discard(token)
+        if connection.vendor == "postgresql":
+            _session_unlock(name)
 
 
 @contextmanager
