@@ -225,15 +225,16 @@ def test_the_usage_refresh_runs_once_the_answer_is_made_and_a_failing_one_costs_
 
 
 def test_the_answer_is_complete_before_the_usage_refresh(client, service_key, acme, acme_key, monkeypatch):
-    """The view hands the refresh to the response's closers: the body exists before it runs."""
-    from usage.api.ingest import IngestJobsView
+    """The view answers with the marks still there and the refresh tied to the response's close:
+    the body exists before it runs."""
+    from usage.api.ingest import IngestJobsView, RefreshWhenClosed
 
     seen = []
     original = IngestJobsView.post
 
     def post_and_look(self, request):
         response = original(self, request)
-        seen.append((StaleMonth.objects.filter(organisation=acme).exists(), len(response._resource_closers)))
+        seen.append((StaleMonth.objects.filter(organisation=acme).exists(), type(response)))
         return response
 
     monkeypatch.setattr(IngestJobsView, "post", post_and_look)
@@ -244,7 +245,7 @@ def test_the_answer_is_complete_before_the_usage_refresh(client, service_key, ac
         headers={"Authorization": f"Bearer {service_key.plaintext}"},
     )
     assert response.status_code == 200
-    assert seen == [(True, 1)]  # answered with the marks still there, the refresh pending
+    assert seen == [(True, RefreshWhenClosed)]  # answered with the marks still there, refresh pending
     assert not StaleMonth.objects.exists()  # and resolved once the response was closed
 
 

@@ -6,7 +6,6 @@ items are judged there by ``usage.validation``, the one validator of jobs. No re
 API call of any organisation.
 """
 
-import functools
 import io
 
 from drf_spectacular.types import OpenApiTypes
@@ -157,15 +156,27 @@ class IngestJobsView(ServiceKeyView):
         body = body_read(stream, content_length=request.META.get("CONTENT_LENGTH"))
         records = envelope_records(body)
         report = jobs_ingest(records=records, scope=request.user.scope, now=self.now, refresh=False)
-        response = Response(ingest_report_data(report))
-        if report.written:
-            # Once the answer is sent (the server closes the response after writing it), not
-            # before: the platform does not wait for the usage refresh, and no reader misses it,
-            # since every read first resolves the marks the write left.
-            response._resource_closers.append(
-                functools.partial(ingested_usage_refresh, organisation_ids=report.written)
-            )
-        return response
+        if not report.written:
+            return Response(ingest_report_data(report))
+        # Once the answer is sent (the server closes the response after writing it), not before:
+        # the platform does not wait for the usage refresh, and no reader misses it, since every
+        # read first resolves the marks the write left.
+        return RefreshWhenClosed(ingest_report_data(report), organisation_ids=report.written)
+
+
+class RefreshWhenClosed(Response):
+    """An ingestion's answer that refreshes the written organisations' usage when the server
+    closes it, that is once the body has been sent (``HttpResponse.close``)."""
+
+    def __init__(self, data, *, organisation_ids) -> None:
+        super().__init__(data)
+        self.organisation_ids = organisation_ids
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            ingested_usage_refresh(organisation_ids=self.organisation_ids)
 
 
 _JOB_PATH_PARAMETERS = [
