@@ -17,6 +17,8 @@ where there is no server to kill. A fault test that cannot start what it needs (
 The tests that commit to the test database use ``serialized_rollback``: a plain transactional
 test's flush recreates the migrations' rows (the staff groups), which the serialized tests that
 run after it (``tests/usage``) would then insert a second time.
+
+(Long because each fault needs its own private service, load and checks of exactness.)
 """
 
 import concurrent.futures

@@ -1,6 +1,8 @@
 """Hardening (issue 12): hostile input never becomes a 500, CSV cells never run as formulas,
 brute force is slowed, staff see customer pages only through a role, the admin keeps secrets,
-and every response carries the security headers."""
+and every response carries the security headers.
+
+(Long because it lists the hostile inputs one by one, each with the answer it must get.)"""
 
 import pytest
 from django.urls import reverse

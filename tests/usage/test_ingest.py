@@ -1,6 +1,8 @@
 """Job ingestion (``POST /api/v1/ingest/jobs``, ``GET``/``DELETE /api/v1/ingest/jobs/<org>/<id>``):
 every status, every envelope error, both kinds of keys, scope, freshness, and agreement with
-``import_jobs`` on the same jobs."""
+``import_jobs`` on the same jobs.
+
+(Long because it covers every status, limit and envelope error of one endpoint.)"""
 
 import concurrent.futures
 import io

@@ -7,6 +7,8 @@ through ``accounts.services`` or ``usage.services`` and every figure comes from
 ``usage.selectors``. Permissions beyond Django's model permissions:
 ``accounts.change_free_job_allowance``, ``accounts.change_organisation_plan`` and
 ``usage.recompute_usage`` (the Support and Finance roles in ``accounts.roles`` hold them).
+
+(Long because the billing console's panel, forms and actions belong together.)
 """
 
 from django import forms
