@@ -6,7 +6,8 @@ DO UPDATE SET calls = calls + 1`` in autocommit: atomic on SQLite and PostgreSQL
 
 With Redis, a call is one atomic Redis command before the response (a Lua script: HINCRBY on the
 organisation's pending hash ``apicalls:pending:<organisation pk>``, field ``<key pk>:<month>``, and
-SADD of the organisation to ``apicalls:dirty``). ``api_calls_flush`` moves the counts into
+SADD of the organisation to ``apicalls:dirty``; on the API the same command also counts the hit of
+the key's throttle window, so a request makes one Redis round trip). ``api_calls_flush`` moves the counts into
 ``ApiCallCount``: every few seconds (the ``usage.tasks.flush_api_calls`` beat task) and before
 every read of the counts (``usage.selectors``), so reads are exact and include the current
 request. A flush is crash-safe and applies each count exactly once:
@@ -36,6 +37,7 @@ When a Redis command fails while counting, the call is counted by the synchronou
 import datetime as dt
 import logging
 import uuid
+from dataclasses import dataclass
 
 import redis
 from django.db import connection, transaction
@@ -57,10 +59,15 @@ MARKER_PREFIX = "apicalls-flushed:"
 # A marker must outlive any read or flush that saw its batch in flight (milliseconds to seconds).
 MARKER_TTL = dt.timedelta(minutes=10)
 
+# KEYS: the organisation's pending hash, the dirty set[, a throttle counter]. ARGV: field,
+# organisation pk[, the counter's expiry]. Returns the throttle counter's hits (0 without one).
 _RECORD = """
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 redis.call('SADD', KEYS[2], ARGV[2])
-return 1
+if #KEYS < 3 then return 0 end
+local hits = redis.call('INCR', KEYS[3])
+if hits == 1 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
+return hits
 """
 
 # KEYS: dirty set, in-flight tokens set. ARGV: new token, key prefix. Returns every in-flight token.
@@ -128,19 +135,39 @@ def api_call_count_upsert(*, api_key_id: int, organisation_id: int, month: dt.da
         )
 
 
-def api_call_count(*, api_key_id: int, organisation_id: int, now: dt.datetime) -> None:
-    """Count one API call of the key in the UTC month of ``now`` (see the module's description)."""
+@dataclass(frozen=True)
+class ThrottleHit:
+    """A hit of a rate limit's window counter, taken in the same Redis round trip as the call's count:
+    ``counter`` is its key, ``timeout`` its expiry in seconds from the first hit."""
+
+    counter: str
+    timeout: int
+
+
+def api_call_count(
+    *, api_key_id: int, organisation_id: int, now: dt.datetime, throttle: ThrottleHit | None = None
+) -> int | None:
+    """Count one API call of the key in the UTC month of ``now`` (see the module's description).
+
+    With ``throttle``, also count one hit of that window counter in the same Redis command (one
+    round trip for both) and return its hits; None when the hit could not be counted (no Redis, or
+    Redis failed: the call is then counted by the upsert and the caller counts the hit itself or
+    lets the request through).
+    """
     month = month_of(now)
     if redis_client() is not None:
+        keys = [f"{PREFIX}pending:{organisation_id}", DIRTY]
+        args = [f"{api_key_id}:{month}", organisation_id]
+        if throttle is not None:
+            keys.append(throttle.counter)
+            args.append(throttle.timeout)
         try:
-            script(_RECORD)(
-                keys=[f"{PREFIX}pending:{organisation_id}", DIRTY],
-                args=[f"{api_key_id}:{month}", organisation_id],
-            )
-            return
+            hits = int(script(_RECORD)(keys=keys, args=args))
+            return hits if throttle is not None else None
         except redis.RedisError as error:
             warn_unavailable(logger, "API calls are counted in the database", error)
     api_call_count_upsert(api_key_id=api_key_id, organisation_id=organisation_id, month=month)
+    return None
 
 
 def api_calls_total(*, organisation_id: int) -> int:

@@ -99,11 +99,17 @@ class ApiKeyRateThrottle(BaseThrottle):
             return True
         index, seconds_left = self.rate.window(time.time())
         counter = f"throttle:{self.scope}:{api_key.pk}:{self.rate.seconds}:{index}"
-        hits = _incr(counter, timeout=self.rate.seconds + 5)
+        hits = self.hit(request, view, counter=counter, timeout=self.rate.seconds + 5)
         if hits is None or hits <= self.rate.hits:
             return True
         self._wait = _retry_after(seconds_left)
         return False
+
+    def hit(self, request, view, *, counter: str, timeout: int) -> int | None:
+        """Count one hit under ``counter`` (expiring ``timeout`` s after the first); its hits so far,
+        None when they could not be counted (the request is then let through). A subclass may
+        count the hit together with other work of the request (``usage.api.calls``)."""
+        return _incr(counter, timeout=timeout)
 
     def wait(self) -> int | None:
         return self._wait
