@@ -49,17 +49,19 @@ INSTALLED_APPS = [
     "webhooks",
 ]
 
+# "PagesOnly…" are Django's and whitenoise's middlewares, skipped on the key-authenticated
+# REST API, which has no use for them (portal/middleware.py); the others run for every request.
 MIDDLEWARE = [
     "portal.middleware.SecurityHeadersMiddleware",
     "portal.middleware.RejectNulMiddleware",
     "portal.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.middleware.PagesOnlyWhiteNoiseMiddleware",
+    "portal.middleware.PagesOnlySessionMiddleware",
+    "portal.middleware.PagesOnlyCommonMiddleware",
+    "portal.middleware.PagesOnlyCsrfViewMiddleware",
+    "portal.middleware.PagesOnlyAuthenticationMiddleware",
+    "portal.middleware.PagesOnlyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: refuses a locked-out login before the login view runs.
     "axes.middleware.AxesMiddleware",
