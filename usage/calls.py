@@ -45,7 +45,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from portal.hot_redis import redis_client, script, warn_unavailable
+from portal.hot_redis import redis_client, run_script, warn_unavailable
 
 from .models import ApiCallCount, TaskLock
 from .months import month_of
@@ -162,7 +162,7 @@ def api_call_count(
             keys.append(throttle.counter)
             args.append(throttle.timeout)
         try:
-            hits = int(script(_RECORD)(keys=keys, args=args))
+            hits = int(run_script(_RECORD, keys=keys, args=args))
             return hits if throttle is not None else None
         except redis.RedisError as error:
             warn_unavailable(logger, "API calls are counted in the database", error)
@@ -177,8 +177,8 @@ def api_calls_total(*, organisation_id: int) -> int:
     if client is None:
         return counted.aggregate(total=Sum("calls"))["total"] or 0
     try:
-        found = script(_UNFLUSHED)(
-            keys=[f"{PREFIX}pending:{organisation_id}", INFLIGHTS], args=[PREFIX, organisation_id]
+        found = run_script(
+            _UNFLUSHED, keys=[f"{PREFIX}pending:{organisation_id}", INFLIGHTS], args=[PREFIX, organisation_id]
         )
     except redis.RedisError as error:
         warn_unavailable(logger, "API call counts read from the database only", error)
@@ -221,7 +221,7 @@ def api_calls_flush(*, clean_markers: bool = False) -> int:
     try:
         tokens = [
             token.decode()
-            for token in script(_MOVE)(keys=[DIRTY, INFLIGHTS], args=[uuid.uuid4().hex, PREFIX])
+            for token in run_script(_MOVE, keys=[DIRTY, INFLIGHTS], args=[uuid.uuid4().hex, PREFIX])
         ]
         for token in tokens:
             _apply(client, token)

@@ -20,7 +20,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.throttling import BaseThrottle
 
-from portal.hot_redis import redis_client, script, warn_unavailable
+from portal.hot_redis import redis_client, run_script, warn_unavailable
 
 logger = logging.getLogger("portal.api")
 
@@ -69,7 +69,7 @@ def _incr(key: str, *, timeout: int) -> int | None:
                 return 1
             return cache.incr(key)
     try:
-        return int(script(_INCR_EXPIRE)(keys=[key], args=[timeout]))
+        return int(run_script(_INCR_EXPIRE, keys=[key], args=[timeout]))
     except redis.RedisError as error:
         warn_unavailable(logger, "API throttling is off", error)
         return None
