@@ -24,6 +24,7 @@ from functools import cache
 
 import redis
 from django.conf import settings
+from django.core.cache import cache as default_cache
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from redis.exceptions import NoScriptError
@@ -31,6 +32,8 @@ from redis.exceptions import NoScriptError
 REDIS_CACHE_BACKEND = "django.core.cache.backends.redis.RedisCache"
 TIMEOUT_SECONDS = 0.5
 WARNING_INTERVAL_SECONDS = 60.0
+
+logger = logging.getLogger("portal")
 
 _warned_at: dict[str, float] = {}
 _warned_lock = threading.Lock()
@@ -124,6 +127,33 @@ def run_script(source: str, *, keys: list, args: list):
         return execute("EVALSHA", _sha1(source), len(keys), *keys, *args)
     except NoScriptError:
         return execute("EVAL", source, len(keys), *keys, *args)
+
+
+def cached_bytes(key: str) -> bytes | None:
+    """The bytes ``cached_bytes_set`` stored under ``key`` in the default cache, or None.
+
+    With Redis one GET on the hot connection (stored as they are, no pickling); a Redis that
+    fails reads as a miss (warned). Without Redis, the default cache.
+    """
+    if redis_client() is None:
+        return default_cache.get(key)
+    try:
+        return execute("GET", default_cache.make_key(key))
+    except redis.RedisError as error:
+        warn_unavailable(logger, "cached bodies are not read", error)
+        return None
+
+
+def cached_bytes_set(key: str, value: bytes, *, timeout: int) -> None:
+    """Store ``value`` under ``key`` in the default cache for ``timeout`` seconds (a Redis that
+    fails stores nothing, warned)."""
+    if redis_client() is None:
+        default_cache.set(key, value, timeout=timeout)
+        return
+    try:
+        execute("SET", default_cache.make_key(key), value, "EX", timeout)
+    except redis.RedisError as error:
+        warn_unavailable(logger, "cached bodies are not stored", error)
 
 
 @receiver(setting_changed)

@@ -5,12 +5,16 @@ come from ``usage.selectors`` only. ``portal.api.views.ApiKeyView`` holds the po
 (authentication, throttling, JSON errors, no caching); ``CountedApiKeyView`` adds the call count.
 """
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from portal.api.authentication import BearerKeyAuthentication, LookupExtra
+from portal.api.renderers import ExactJSONRenderer
 from portal.api.schema import ERROR_RESPONSES, RESPONSE_HEADERS
 from portal.api.views import ApiKeyView
+from usage.engine.refresh import stale_marks_exist_sql
 from usage.months import month_of
 from usage.selectors import usage_all_time, usage_report_presented
 
@@ -23,7 +27,7 @@ from .serializers import (
     ParameterErrorSerializer,
     PingSerializer,
     all_time_usage_data,
-    monthly_usage_data,
+    monthly_usage_json,
 )
 
 
@@ -34,8 +38,26 @@ class CountedApiKeyView(ApiKeyView):
     throttle_classes = [CountingApiKeyRateThrottle]
 
 
+STALE_MARKS = LookupExtra(name="stale_marks", sql=stale_marks_exist_sql)
+
+
+class UsageKeyAuthentication(BearerKeyAuthentication):
+    """The key check of the usage reads, which also reads, in the key's lookup statement, whether
+    its organisation has stale marks: with none (the usual case) the read needs no query of its
+    own to know its usage version is current."""
+
+    lookup_extras = (STALE_MARKS,)
+
+
+def _stale_marks(request) -> bool:
+    return bool(request.auth.lookup_extras[STALE_MARKS.name])
+
+
 class MonthlyUsageView(CountedApiKeyView):
-    """``GET /usage``: the monthly contract, for the key's organisation."""
+    """``GET /usage``: the monthly contract, for the key's organisation. The body is cached as
+    the JSON bytes sent, under the organisation's usage version, and sent as they are."""
+
+    authentication_classes = [UsageKeyAuthentication]
 
     @extend_schema(
         operation_id="usage_monthly",
@@ -96,13 +118,16 @@ class MonthlyUsageView(CountedApiKeyView):
             organisation=request.auth.organisation,
             start_month=period.start_month,
             end_month=period.end_month,
-            present=monthly_usage_data,
+            present=monthly_usage_json,
+            stale_marks=_stale_marks(request),
         )
-        return Response(body)
+        return HttpResponse(body, content_type=ExactJSONRenderer.media_type)
 
 
 class AllTimeUsageView(CountedApiKeyView):
     """``GET /api/v1/usage``: the all-time contract, for the key's organisation."""
+
+    authentication_classes = [UsageKeyAuthentication]
 
     @extend_schema(
         operation_id="usage_all_time",
@@ -127,7 +152,10 @@ class AllTimeUsageView(CountedApiKeyView):
     def get(self, request):
         organisation = request.auth.organisation
         return Response(
-            all_time_usage_data(organisation=organisation, usage=usage_all_time(organisation=organisation))
+            all_time_usage_data(
+                organisation=organisation,
+                usage=usage_all_time(organisation=organisation, stale_marks=_stale_marks(request)),
+            )
         )
 
 
