@@ -98,6 +98,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
+    # Lets psycopg prepare statements (Django turns it off). Only the API key lookup asks for it
+    # (portal/api/authentication.py): Django's own cursors bind on the client and never prepare.
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 100)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file-backed test database lets a real Celery worker process see the test data.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-portal.sqlite3")}

@@ -146,6 +146,38 @@ def _lookup_query(extras: tuple[LookupExtra, ...] = ()) -> _LookupQuery:
     )
 
 
+@cache
+def _prepared_cursor_class() -> type:
+    """A psycopg cursor with server-side binding whose statements are always prepared."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparedCursor(ServerBindingCursor):
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=True, binary=binary)
+
+    return PreparedCursor
+
+
+def _lookup_cursor():
+    """A cursor for the key lookup: on PostgreSQL its statement is prepared once per connection.
+
+    Django binds parameters on the client, so PostgreSQL parses and plans every statement afresh
+    (for this join about four times the CPU of executing it); a prepared statement is planned
+    once per connection. The cursor comes from Django's own ``cursor()`` (error wrapping, query
+    logging, time zone), made from a prepared-statement cursor class for this one call.
+    """
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    connection.ensure_connection()
+    raw_connection = connection.connection
+    factory = raw_connection.cursor_factory
+    raw_connection.cursor_factory = _prepared_cursor_class()
+    try:
+        return connection.cursor()
+    finally:
+        raw_connection.cursor_factory = factory
+
+
 def api_key_lookup(plaintext: str, *, extras: tuple[LookupExtra, ...] = ()) -> ApiKey | None:
     """The unrevoked key matching ``plaintext``, its organisation loaded, or None.
 
@@ -159,7 +191,7 @@ def api_key_lookup(plaintext: str, *, extras: tuple[LookupExtra, ...] = ()) -> A
     if lookup is None:
         return None
     query = _lookup_query(extras)
-    with connection.cursor() as cursor:
+    with _lookup_cursor() as cursor:
         cursor.execute(query.sql, [lookup])
         row = cursor.fetchone()
     if row is None:

@@ -238,3 +238,19 @@ def test_no_api_key_is_ever_logged(acme_key, call, caplog, settings):
     assert caplog.records
     assert acme_key.plaintext not in caplog.text
     assert unknown not in caplog.text
+
+
+def test_on_postgresql_the_key_lookup_is_a_prepared_statement_and_revocation_still_holds(acme_key, call):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    header = f"Bearer {acme_key.plaintext}"
+    assert [call("/api/v1/ping", header).status_code for _ in range(2)] == [200, 200]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+
+    assert any('FROM "accounts_apikey" k' in statement for statement in prepared)
+    api_key_revoke(api_key=acme_key.api_key)
+    assert call("/api/v1/ping", header).status_code == 401
