@@ -58,7 +58,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "portal.middleware.PagesOnlyWhiteNoiseMiddleware",
     "portal.middleware.PagesOnlySessionMiddleware",
-    "portal.middleware.PagesOnlyCommonMiddleware",
+    "django.middleware.common.CommonMiddleware",
     "portal.middleware.PagesOnlyCsrfViewMiddleware",
     "portal.middleware.PagesOnlyAuthenticationMiddleware",
     "portal.middleware.PagesOnlyMessageMiddleware",

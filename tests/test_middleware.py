@@ -102,3 +102,13 @@ def test_a_session_alone_is_not_an_api_key(client, member):
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_the_api_checks_the_host_and_sends_its_length(client, acme_key):
+    header = {"Authorization": f"Bearer {acme_key.plaintext}"}
+
+    answered = client.get("/api/v1/ping", headers=header)
+    refused = client.get("/api/v1/ping", headers=header, HTTP_HOST="evil.example")
+
+    assert answered["Content-Length"] == str(len(answered.content))
+    assert refused.status_code == 400
