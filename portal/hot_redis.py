@@ -129,6 +129,12 @@ def run_script(source: str, *, keys: list, args: list):
         return execute("EVAL", source, len(keys), *keys, *args)
 
 
+def cache_key(key: str) -> str:
+    """The Redis key under which ``cached_bytes`` keeps ``key`` (the default cache's prefix and
+    version applied), for a script that reads it in a round trip of its own."""
+    return default_cache.make_key(key)
+
+
 def cached_bytes(key: str) -> bytes | None:
     """The bytes ``cached_bytes_set`` stored under ``key`` in the default cache, or None.
 
@@ -138,7 +144,7 @@ def cached_bytes(key: str) -> bytes | None:
     if redis_client() is None:
         return default_cache.get(key)
     try:
-        return execute("GET", default_cache.make_key(key))
+        return execute("GET", cache_key(key))
     except redis.RedisError as error:
         warn_unavailable(logger, "cached bodies are not read", error)
         return None
@@ -151,7 +157,7 @@ def cached_bytes_set(key: str, value: bytes, *, timeout: int) -> None:
         default_cache.set(key, value, timeout=timeout)
         return
     try:
-        execute("SET", default_cache.make_key(key), value, "EX", timeout)
+        execute("SET", cache_key(key), value, "EX", timeout)
     except redis.RedisError as error:
         warn_unavailable(logger, "cached bodies are not stored", error)
 

@@ -59,14 +59,18 @@ MARKER_PREFIX = "apicalls-flushed:"
 # A marker must outlive any read or flush that saw its batch in flight (milliseconds to seconds).
 MARKER_TTL = dt.timedelta(minutes=10)
 
-# KEYS: the organisation's pending hash, the dirty set[, a throttle counter]. ARGV: field,
-# organisation pk[, the counter's expiry]. Returns the throttle counter's hits (0 without one).
+# KEYS: the organisation's pending hash, the dirty set[, a throttle counter[, a key to read]].
+# ARGV: field, organisation pk[, the counter's expiry]. Returns the throttle counter's hits (0
+# without one), or {hits, the value read} with a key to read.
 _RECORD = """
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 redis.call('SADD', KEYS[2], ARGV[2])
-if #KEYS < 3 then return 0 end
-local hits = redis.call('INCR', KEYS[3])
-if hits == 1 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
+local hits = 0
+if #KEYS >= 3 then
+  hits = redis.call('INCR', KEYS[3])
+  if hits == 1 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
+end
+if #KEYS >= 4 then return {hits, redis.call('GET', KEYS[4])} end
 return hits
 """
 
@@ -144,15 +148,31 @@ class ThrottleHit:
     timeout: int
 
 
+@dataclass(frozen=True)
+class Counted:
+    """What ``api_call_count`` did besides counting the call: ``hits`` of the throttle counter
+    (None when not counted there), and the value under the key to read, if ``was_read``."""
+
+    hits: int | None = None
+    was_read: bool = False
+    value: bytes | None = None
+
+
 def api_call_count(
-    *, api_key_id: int, organisation_id: int, now: dt.datetime, throttle: ThrottleHit | None = None
-) -> int | None:
+    *,
+    api_key_id: int,
+    organisation_id: int,
+    now: dt.datetime,
+    throttle: ThrottleHit | None = None,
+    read: str | None = None,
+) -> Counted:
     """Count one API call of the key in the UTC month of ``now`` (see the module's description).
 
     With ``throttle``, also count one hit of that window counter in the same Redis command (one
-    round trip for both) and return its hits; None when the hit could not be counted (no Redis, or
-    Redis failed: the call is then counted by the upsert and the caller counts the hit itself or
-    lets the request through).
+    round trip for all), and with ``read`` (a Redis key; only with ``throttle``) also get its
+    value, which the request needs next (a cached body). Without Redis, or when Redis fails, the
+    call is counted by the upsert and neither is done (``hits`` None, ``was_read`` False): the
+    caller then counts the hit itself or lets the request through, and reads the value itself.
     """
     month = month_of(now)
     if redis_client() is not None:
@@ -161,13 +181,20 @@ def api_call_count(
         if throttle is not None:
             keys.append(throttle.counter)
             args.append(throttle.timeout)
+            if read is not None:
+                keys.append(read)
         try:
-            hits = int(run_script(_RECORD, keys=keys, args=args))
-            return hits if throttle is not None else None
+            reply = run_script(_RECORD, keys=keys, args=args)
         except redis.RedisError as error:
             warn_unavailable(logger, "API calls are counted in the database", error)
+        else:
+            if throttle is None:
+                return Counted()
+            if len(keys) == 4:
+                return Counted(hits=int(reply[0]), was_read=True, value=reply[1])
+            return Counted(hits=int(reply))
     api_call_count_upsert(api_key_id=api_key_id, organisation_id=organisation_id, month=month)
-    return None
+    return Counted()
 
 
 def api_calls_total(*, organisation_id: int) -> int:

@@ -229,6 +229,22 @@ def usage_report(
 
 
 REPORT_CACHE_SECONDS = 3600
+NOT_READ = object()  # ``usage_report_presented(cached=...)``: the caller did not read the cache
+
+
+def usage_body_cache_key(
+    *,
+    organisation_id: int,
+    version: int,
+    present: Callable[[UsageReport], bytes],
+    start_month: dt.date,
+    end_month: dt.date,
+) -> str:
+    """The cache key of ``present``'s body for the organisation's usage ``version`` and the period."""
+    return (
+        f"usage-body:{organisation_id}:{version}:{present.__module__}.{present.__qualname__}:"
+        f"{start_month:%Y-%m}:{end_month:%Y-%m}"
+    )
 
 
 def usage_report_presented(
@@ -238,26 +254,34 @@ def usage_report_presented(
     end_month: dt.date,
     present: Callable[[UsageReport], bytes],
     stale_marks: bool | None = None,
+    cached: bytes | None | object = NOT_READ,
 ) -> bytes:
     """``present(usage_report(...))``, cached under the organisation's usage version.
 
     What ``present`` returns depends only on the report, and the report only on the usage
     version and the period, so bytes cached under the current version are exactly what a fresh
     report would give. ``stale_marks``: see ``usage_version``. With Redis a cached body is one
-    GET (``portal.hot_redis.cached_bytes``).
+    GET (``portal.hot_redis.cached_bytes``). ``cached``: what the caller has already read under
+    ``usage_body_cache_key`` for the organisation's loaded version (None: nothing), allowed only
+    with ``stale_marks=False`` (that version is then the one used).
     """
+    if cached is not NOT_READ and stale_marks is not False:
+        raise ValueError("a body read ahead needs the version it was read for: stale_marks=False")
     version = usage_version(organisation=organisation, stale_marks=stale_marks)
-    cache_key = (
-        f"usage-body:{organisation.pk}:{version}:{present.__module__}.{present.__qualname__}:"
-        f"{start_month:%Y-%m}:{end_month:%Y-%m}"
+    key = usage_body_cache_key(
+        organisation_id=organisation.pk,
+        version=version,
+        present=present,
+        start_month=start_month,
+        end_month=end_month,
     )
-    presented = cached_bytes(cache_key)
+    presented = cached_bytes(key) if cached is NOT_READ else cached
     if presented is None:
         report = usage_report(
             organisation=organisation, start_month=start_month, end_month=end_month, refresh=False
         )
         presented = present(report)
-        cached_bytes_set(cache_key, presented, timeout=REPORT_CACHE_SECONDS)
+        cached_bytes_set(key, presented, timeout=REPORT_CACHE_SECONDS)
     return presented
 
 

@@ -111,3 +111,26 @@ def test_query_count_is_bounded_with_django_assert_num_queries(
 
     with django_assert_num_queries(MONTHLY_QUERIES):
         bearer(small.plaintext, "/usage", PERIOD)
+
+
+def test_with_redis_a_ping_and_a_cached_usage_read_are_one_redis_round_trip_each(
+    small, bearer, march_2025, monkeypatch
+):
+    from portal import hot_redis
+
+    if redis_client() is None:
+        pytest.skip("the cache is not Redis (set CACHE_URL=redis://…)")
+    sent = []
+    pack = hot_redis._pack
+    monkeypatch.setattr(hot_redis, "_pack", lambda arguments: sent.append(arguments[0]) or pack(arguments))
+    first = bearer(small.plaintext, "/usage", PERIOD)  # builds and stores the body
+    sent.clear()
+
+    ping = bearer(small.plaintext, "/api/v1/ping")
+    after_ping = list(sent)
+    cached = bearer(small.plaintext, "/usage", PERIOD)
+
+    assert ping.status_code == cached.status_code == 200
+    assert after_ping == ["EVALSHA"]
+    assert sent == ["EVALSHA", "EVALSHA"]
+    assert cached.content == first.content

@@ -16,7 +16,7 @@ from portal.api.schema import ERROR_RESPONSES, RESPONSE_HEADERS
 from portal.api.views import ApiKeyView
 from usage.engine.refresh import stale_marks_exist_sql
 from usage.months import month_of
-from usage.selectors import usage_all_time, usage_report_presented
+from usage.selectors import NOT_READ, usage_all_time, usage_body_cache_key, usage_report_presented
 
 from .calls import CountingApiKeyRateThrottle
 from .periods import PeriodError, period_resolve
@@ -102,24 +102,50 @@ class MonthlyUsageView(CountedApiKeyView):
             **ERROR_RESPONSES,
         },
     )
-    def get(self, request):
-        try:
-            period = period_resolve(
+    def _period(self, request):
+        """The period asked for (resolved once per request); PeriodError when it is bad."""
+        if not hasattr(self, "period"):
+            self.period = period_resolve(
                 start_month=request.query_params.get("start_month"),
                 end_month=request.query_params.get("end_month"),
                 current_month=month_of(self.now),
             )
+        return self.period
+
+    def prefetch_cache_key(self, request) -> str | None:
+        """The cached body's key, read in the call count's Redis round trip (see
+        ``CountingApiKeyRateThrottle``); None when the version may change (stale marks) or the
+        period is bad."""
+        if _stale_marks(request):
+            return None
+        try:
+            period = self._period(request)
+        except PeriodError:
+            return None
+        return usage_body_cache_key(
+            organisation_id=request.auth.organisation_id,
+            version=request.auth.organisation.usage_version,
+            present=monthly_usage_json,
+            start_month=period.start_month,
+            end_month=period.end_month,
+        )
+
+    def get(self, request):
+        try:
+            period = self._period(request)
         except PeriodError as error:
             names = ", ".join(error.errors)
             raise exceptions.ValidationError(
                 {"detail": f"Invalid query parameter: {names}.", **error.errors}
             ) from None
+        stale_marks = _stale_marks(request)
         body = usage_report_presented(
             organisation=request.auth.organisation,
             start_month=period.start_month,
             end_month=period.end_month,
             present=monthly_usage_json,
-            stale_marks=_stale_marks(request),
+            stale_marks=stale_marks,
+            cached=NOT_READ if stale_marks else getattr(self, "prefetched", NOT_READ),
         )
         return HttpResponse(body, content_type=ExactJSONRenderer.media_type)
 
