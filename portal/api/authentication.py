@@ -2,6 +2,7 @@
 the customer endpoints, the job platform's service keys on the ingestion endpoints. A valid key
 of the wrong kind is refused with 403 (it authenticates, but not for this endpoint)."""
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -202,15 +203,19 @@ def api_key_lookup(plaintext: str, *, extras: tuple[LookupExtra, ...] = ()) -> A
             values[index] = converter(values[index], expression, connection)
     split = len(query.key_fields)
     api_key = ApiKey.from_db(connection.alias, query.key_fields, values[:split])
-    signing_keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    if not keys.key_matches(plaintext, api_key.digest, signing_keys=signing_keys) or api_key.revoked_at:
+    # One HMAC when the digest is under the current secret (the usual case), a re-hash otherwise.
+    current = keys.key_digest(plaintext, signing_key=settings.SECRET_KEY)
+    if not hmac.compare_digest(current, api_key.digest):
+        fallbacks = list(getattr(settings, "SECRET_KEY_FALLBACKS", []))
+        if not fallbacks or not keys.key_matches(plaintext, api_key.digest, signing_keys=fallbacks):
+            return None
+        if not api_key.revoked_at:
+            ApiKey.objects.filter(pk=api_key.pk).update(digest=current)
+            api_key.digest = current
+    if api_key.revoked_at:
         return None
     api_key.organisation = Organisation.from_db(connection.alias, query.organisation_fields, values[split:])
     api_key.lookup_extras = dict(zip(query.extras, row[len(query.converters) :], strict=True))
-    current = keys.key_digest(plaintext, signing_key=settings.SECRET_KEY)
-    if api_key.digest != current:
-        ApiKey.objects.filter(pk=api_key.pk).update(digest=current)
-        api_key.digest = current
     return api_key
 
 

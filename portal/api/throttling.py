@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import redis
 from django.conf import settings
@@ -35,6 +36,7 @@ class Rate:
     seconds: int
 
     @classmethod
+    @lru_cache(maxsize=16)
     def parse(cls, text: str, *, setting: str) -> "Rate":
         """Parse ``600/min``, ``10/s``, ``1000/hour``, ``5000/day``; the period's first letter counts."""
         try:
