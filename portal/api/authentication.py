@@ -228,17 +228,16 @@ class BearerKeyAuthentication(BaseAuthentication):
     - otherwise ``(ApiKeyUser, ApiKey)``, so ``request.auth`` is the key (its organisation loaded),
       and the key's last-used time is refreshed at most once a minute.
 
-    The key text is never logged nor put in an error message. A subclass may read more of the
-    organisation in the key's lookup statement (``lookup_extras``, see ``LookupExtra``).
+    The key text is never logged nor put in an error message. A view may have more of the
+    organisation read in the key's lookup statement: its ``lookup_extras`` (see ``LookupExtra``).
     """
-
-    lookup_extras: tuple[LookupExtra, ...] = ()
 
     def authenticate(self, request):
         plaintext = _bearer_token(request)
         if plaintext is None:
             return None
-        api_key = api_key_lookup(plaintext, extras=self.lookup_extras)
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        api_key = api_key_lookup(plaintext, extras=getattr(view, "lookup_extras", ()))
         if api_key is None:
             if service_key_verify(plaintext) is not None:
                 raise exceptions.PermissionDenied(SERVICE_KEY_REFUSED)

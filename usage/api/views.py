@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from portal.api.authentication import BearerKeyAuthentication, LookupExtra
+from portal.api.authentication import LookupExtra
 from portal.api.renderers import ExactJSONRenderer
 from portal.api.schema import ERROR_RESPONSES, RESPONSE_HEADERS
 from portal.api.views import ApiKeyView
@@ -38,15 +38,10 @@ class CountedApiKeyView(ApiKeyView):
     throttle_classes = [CountingApiKeyRateThrottle]
 
 
+# The usage reads' key check also reads, in the key's lookup statement, whether the organisation
+# has stale marks: with none (the usual case) the read needs no query of its own to know that its
+# usage version is current.
 STALE_MARKS = LookupExtra(name="stale_marks", sql=stale_marks_exist_sql)
-
-
-class UsageKeyAuthentication(BearerKeyAuthentication):
-    """The key check of the usage reads, which also reads, in the key's lookup statement, whether
-    its organisation has stale marks: with none (the usual case) the read needs no query of its
-    own to know its usage version is current."""
-
-    lookup_extras = (STALE_MARKS,)
 
 
 def _stale_marks(request) -> bool:
@@ -57,7 +52,35 @@ class MonthlyUsageView(CountedApiKeyView):
     """``GET /usage``: the monthly contract, for the key's organisation. The body is cached as
     the JSON bytes sent, under the organisation's usage version, and sent as they are."""
 
-    authentication_classes = [UsageKeyAuthentication]
+    lookup_extras = (STALE_MARKS,)
+
+    def _period(self, request):
+        """The period asked for (resolved once per request); PeriodError when it is bad."""
+        if not hasattr(self, "period"):
+            self.period = period_resolve(
+                start_month=request.query_params.get("start_month"),
+                end_month=request.query_params.get("end_month"),
+                current_month=month_of(self.now),
+            )
+        return self.period
+
+    def prefetch_cache_key(self, request) -> str | None:
+        """The cached body's key, read in the call count's Redis round trip (see
+        ``CountingApiKeyRateThrottle``); None when the version may change (stale marks) or the
+        period is bad."""
+        if _stale_marks(request):
+            return None
+        try:
+            period = self._period(request)
+        except PeriodError:
+            return None
+        return usage_body_cache_key(
+            organisation_id=request.auth.organisation_id,
+            version=request.auth.organisation.usage_version,
+            present=monthly_usage_json,
+            start_month=period.start_month,
+            end_month=period.end_month,
+        )
 
     @extend_schema(
         operation_id="usage_monthly",
@@ -102,34 +125,6 @@ class MonthlyUsageView(CountedApiKeyView):
             **ERROR_RESPONSES,
         },
     )
-    def _period(self, request):
-        """The period asked for (resolved once per request); PeriodError when it is bad."""
-        if not hasattr(self, "period"):
-            self.period = period_resolve(
-                start_month=request.query_params.get("start_month"),
-                end_month=request.query_params.get("end_month"),
-                current_month=month_of(self.now),
-            )
-        return self.period
-
-    def prefetch_cache_key(self, request) -> str | None:
-        """The cached body's key, read in the call count's Redis round trip (see
-        ``CountingApiKeyRateThrottle``); None when the version may change (stale marks) or the
-        period is bad."""
-        if _stale_marks(request):
-            return None
-        try:
-            period = self._period(request)
-        except PeriodError:
-            return None
-        return usage_body_cache_key(
-            organisation_id=request.auth.organisation_id,
-            version=request.auth.organisation.usage_version,
-            present=monthly_usage_json,
-            start_month=period.start_month,
-            end_month=period.end_month,
-        )
-
     def get(self, request):
         try:
             period = self._period(request)
@@ -153,7 +148,7 @@ class MonthlyUsageView(CountedApiKeyView):
 class AllTimeUsageView(CountedApiKeyView):
     """``GET /api/v1/usage``: the all-time contract, for the key's organisation."""
 
-    authentication_classes = [UsageKeyAuthentication]
+    lookup_extras = (STALE_MARKS,)
 
     @extend_schema(
         operation_id="usage_all_time",
