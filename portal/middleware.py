@@ -10,12 +10,13 @@
   instead of a 500, and the broken connection is dropped so the next request reconnects.
 - ``SecurityHeadersMiddleware``: the Content-Security-Policy, Permissions-Policy and
   Referrer-Policy of every response.
-- The page middlewares (static files, sessions, CSRF, authentication, messages) are wrapped by
+- The page middlewares (static files, sessions, authentication, messages) are wrapped by
   ``pages_only``: on the key-authenticated REST API (``/usage``, ``/api/…`` but the schema and
   the docs) they pass the request straight on. The API authenticates with a Bearer key only, so
   none of them has anything to do there, and skipping them is a sizeable share of a request's
-  CPU. The security middlewares and ``CommonMiddleware`` (the Host check against
-  ``ALLOWED_HOSTS``, ``Content-Length``) run for every path.
+  CPU. The security middlewares, CSRF (the API's views are exempt; Django's deployment check
+  wants it listed as itself) and ``CommonMiddleware`` (the Host check against ``ALLOWED_HOSTS``,
+  ``Content-Length``) run for every path.
 """
 
 import logging
@@ -26,7 +27,6 @@ from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.middleware.csrf import CsrfViewMiddleware
 from django.template import loader
 from django.views.defaults import bad_request
 from whitenoise.middleware import WhiteNoiseMiddleware
@@ -86,7 +86,6 @@ def pages_only(middleware_class: type) -> type:
 
 PagesOnlyWhiteNoiseMiddleware = pages_only(WhiteNoiseMiddleware)
 PagesOnlySessionMiddleware = pages_only(SessionMiddleware)
-PagesOnlyCsrfViewMiddleware = pages_only(CsrfViewMiddleware)
 PagesOnlyAuthenticationMiddleware = pages_only(AuthenticationMiddleware)
 PagesOnlyMessageMiddleware = pages_only(MessageMiddleware)
 

@@ -59,7 +59,7 @@ MIDDLEWARE = [
     "portal.middleware.PagesOnlyWhiteNoiseMiddleware",
     "portal.middleware.PagesOnlySessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "portal.middleware.PagesOnlyCsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "portal.middleware.PagesOnlyAuthenticationMiddleware",
     "portal.middleware.PagesOnlyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
