@@ -5,6 +5,12 @@
     bench/profiling.py recompute --empty                            # ... from empty aggregates
     bench/profiling.py report                                       # usage_report, largest org
     bench/profiling.py import                                       # import_jobs, throughput file
+    bench/profiling.py api --database URL [--path /usage] [--requests 2000]  # API requests, in-process
+
+``api`` sends requests with a fresh key of the largest organisation straight to the portal's WSGI
+handler (no server, no socket), with the cache at ``BENCH_CACHE_URL`` (default: the HTTP
+benchmark's Redis database): it prints the CPU time per request of every API endpoint, then the
+call tree of ``--path``. The key and its call counts are deleted afterwards.
 
 Runs on the data set of ``bench/run.py`` (generated if missing). Prints the pyinstrument call
 tree, then the SQL statements grouped by shape (time, count), and on PostgreSQL the EXPLAIN
@@ -102,14 +108,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("target", choices=["recompute", "report", "import"])
+    parser.add_argument("target", choices=["recompute", "report", "import", "api"])
     parser.add_argument("--database", default="sqlite")
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--empty", action="store_true", help="recompute: delete the aggregates first")
     parser.add_argument("--small", action="store_true", help="report: the 1,000-job organisation")
     parser.add_argument("--lines", type=int, help="import: only the first N lines of the throughput file")
+    parser.add_argument("--path", default="/usage", help="api: the request whose call tree is printed")
+    parser.add_argument("--requests", type=int, default=2000, help="api: requests per endpoint")
     args = parser.parse_args()
     configure_database(args.database, SCALES[args.scale])
+    if args.target == "api":
+        import os
+
+        from bench.api_throughput import DEFAULT_CACHE_URL
+
+        os.environ["CACHE_URL"] = os.environ.get("BENCH_CACHE_URL", DEFAULT_CACHE_URL)
+        os.environ.setdefault("API_THROTTLE_RATE", "1000000000/min")
 
     import django
 
@@ -122,6 +137,8 @@ def main() -> int:
     from bench.dataset import DatasetSpec, ensure_dataset
 
     dataset = ensure_dataset(DatasetSpec.for_jobs(SCALES[args.scale]))
+    if args.target == "api":
+        return _profile_api(args, dataset)
     if args.target == "recompute":
         from bench.engine import _empty_aggregates
         from usage.engine.recompute import usage_recompute
@@ -147,6 +164,72 @@ def main() -> int:
     print(sql_breakdown(queries, wall))
     if connection.vendor == "postgresql" and args.target == "recompute":
         print(explain(queries))
+    return 0
+
+
+def _wsgi_request(handler, path: str, key: str) -> int:
+    """One GET through the WSGI handler, its body read and closed as a server would; the status."""
+    import io
+
+    route, _, query = path.partition("?")
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": route,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_AUTHORIZATION": f"Bearer {key}",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    status = []
+    body = handler(environ, lambda line, headers, exc_info=None: status.append(line))
+    try:
+        for _ in body:
+            pass
+    finally:
+        body.close()
+    return int(status[0].split()[0])
+
+
+def _profile_api(args, dataset) -> int:
+    """CPU per request of each API endpoint in-process, then the call tree of ``args.path``."""
+    from django.core.wsgi import get_wsgi_application
+
+    from accounts.models import Organisation
+    from accounts.services import api_key_create
+
+    handler = get_wsgi_application()
+    organisation = Organisation.objects.get(pk=dataset.big.pk)
+    created = api_key_create(organisation=organisation, name=f"bench profile {time.time_ns()}")
+    start, end = dataset.report_months
+    paths = ["/api/v1/ping", f"/usage?start_month={start}&end_month={end}", "/api/v1/usage"]
+    if args.path == "/usage":
+        args.path = paths[1]
+    try:
+        for path in paths:
+            for _ in range(50):  # warm up: prepared statements, cached bodies, connections
+                status = _wsgi_request(handler, path, created.plaintext)
+            started, cpu = time.perf_counter(), time.process_time()
+            for _ in range(args.requests):
+                _wsgi_request(handler, path, created.plaintext)
+            wall = (time.perf_counter() - started) / args.requests * 1000
+            cpu = (time.process_time() - cpu) / args.requests * 1000
+            print(f"{path:60} {status}  {wall:.3f} ms wall, {cpu:.3f} ms CPU per request (this process)")
+        queries, wall = profiled(
+            lambda: [_wsgi_request(handler, args.path, created.plaintext) for _ in range(args.requests)]
+        )
+        print(sql_breakdown(queries, wall))
+    finally:
+        created.api_key.delete()
     return 0
 
 

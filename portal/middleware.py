@@ -10,15 +10,26 @@
   instead of a 500, and the broken connection is dropped so the next request reconnects.
 - ``SecurityHeadersMiddleware``: the Content-Security-Policy, Permissions-Policy and
   Referrer-Policy of every response.
+- The page middlewares (static files, sessions, authentication, messages) are wrapped by
+  ``pages_only``: on the key-authenticated REST API (``/usage``, ``/api/…`` but the schema and
+  the docs) they pass the request straight on. The API authenticates with a Bearer key only, so
+  none of them has anything to do there, and skipping them is a sizeable share of a request's
+  CPU. The security middlewares, CSRF (the API's views are exempt; Django's deployment check
+  wants it listed as itself) and ``CommonMiddleware`` (the Host check against ``ALLOWED_HOSTS``,
+  ``Content-Length``) run for every path.
 """
 
 import logging
 from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
 from django.views.defaults import bad_request
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 from portal.health import (
     DATABASE_UNAVAILABLE_DETAIL,
@@ -35,6 +46,48 @@ API_PATH_PREFIXES = ("/api/", "/usage")
 def is_api_path(path: str) -> bool:
     """True for the REST API's paths, which answer errors as JSON rather than pages."""
     return path == "/usage" or path.startswith(API_PATH_PREFIXES)
+
+
+def is_key_api_path(path: str) -> bool:
+    """True for the paths answered by the key-authenticated REST API: ``/usage``, ``/usage/…`` and
+    ``/api/…``, but not the schema and the docs (``/api/schema``, ``/api/docs``), which are pages."""
+    if path == "/usage" or path.startswith("/usage/"):
+        return True
+    return path.startswith("/api/") and not path.startswith(("/api/schema", "/api/docs"))
+
+
+def pages_only(middleware_class: type) -> type:
+    """``middleware_class``, except on the key-authenticated REST API (``is_key_api_path``), where it
+    passes the request straight on and its view and exception hooks do nothing.
+
+    A subclass, so Django's checks that look for the session, authentication and messages
+    middlewares still find them.
+    """
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_key_api_path(request.path_info):
+            return self.get_response(request)
+        return middleware_class.__call__(self, request)
+
+    namespace = {"__call__": __call__, "__doc__": pages_only.__doc__, "async_capable": False}
+    for hook in ("process_view", "process_exception"):
+        if hasattr(middleware_class, hook):
+
+            def skipped(self, request, *args, _hook=hook):
+                if is_key_api_path(request.path_info):
+                    return None
+                return getattr(middleware_class, _hook)(self, request, *args)
+
+            namespace[hook] = skipped
+    if hasattr(middleware_class, "process_template_response"):
+        raise TypeError(f"pages_only does not wrap template-response hooks ({middleware_class.__name__})")
+    return type(f"PagesOnly{middleware_class.__name__}", (middleware_class,), namespace)
+
+
+PagesOnlyWhiteNoiseMiddleware = pages_only(WhiteNoiseMiddleware)
+PagesOnlySessionMiddleware = pages_only(SessionMiddleware)
+PagesOnlyAuthenticationMiddleware = pages_only(AuthenticationMiddleware)
+PagesOnlyMessageMiddleware = pages_only(MessageMiddleware)
 
 
 class RejectNulMiddleware:

@@ -49,17 +49,19 @@ INSTALLED_APPS = [
     "webhooks",
 ]
 
+# "PagesOnly…" are Django's and whitenoise's middlewares, skipped on the key-authenticated
+# REST API, which has no use for them (portal/middleware.py); the others run for every request.
 MIDDLEWARE = [
     "portal.middleware.SecurityHeadersMiddleware",
     "portal.middleware.RejectNulMiddleware",
     "portal.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "portal.middleware.PagesOnlyWhiteNoiseMiddleware",
+    "portal.middleware.PagesOnlySessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.middleware.PagesOnlyAuthenticationMiddleware",
+    "portal.middleware.PagesOnlyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: refuses a locked-out login before the login view runs.
     "axes.middleware.AxesMiddleware",
@@ -96,6 +98,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
+    # Lets psycopg prepare statements (Django turns it off). Only the API key lookup asks for it
+    # (portal/api/authentication.py): Django's own cursors bind on the client and never prepare.
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 100)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file-backed test database lets a real Celery worker process see the test data.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-portal.sqlite3")}

@@ -6,7 +6,8 @@ DO UPDATE SET calls = calls + 1`` in autocommit: atomic on SQLite and PostgreSQL
 
 With Redis, a call is one atomic Redis command before the response (a Lua script: HINCRBY on the
 organisation's pending hash ``apicalls:pending:<organisation pk>``, field ``<key pk>:<month>``, and
-SADD of the organisation to ``apicalls:dirty``). ``api_calls_flush`` moves the counts into
+SADD of the organisation to ``apicalls:dirty``; on the API the same command also counts the hit of
+the key's throttle window, so a request makes one Redis round trip). ``api_calls_flush`` moves the counts into
 ``ApiCallCount``: every few seconds (the ``usage.tasks.flush_api_calls`` beat task) and before
 every read of the counts (``usage.selectors``), so reads are exact and include the current
 request. A flush is crash-safe and applies each count exactly once:
@@ -36,6 +37,7 @@ When a Redis command fails while counting, the call is counted by the synchronou
 import datetime as dt
 import logging
 import uuid
+from dataclasses import dataclass
 
 import redis
 from django.db import connection, transaction
@@ -43,7 +45,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from portal.hot_redis import redis_client, script, warn_unavailable
+from portal.hot_redis import redis_client, run_script, warn_unavailable
 
 from .models import ApiCallCount, TaskLock
 from .months import month_of
@@ -57,10 +59,19 @@ MARKER_PREFIX = "apicalls-flushed:"
 # A marker must outlive any read or flush that saw its batch in flight (milliseconds to seconds).
 MARKER_TTL = dt.timedelta(minutes=10)
 
+# KEYS: the organisation's pending hash, the dirty set[, a throttle counter[, a key to read]].
+# ARGV: field, organisation pk[, the counter's expiry]. Returns the throttle counter's hits (0
+# without one), or {hits, the value read} with a key to read.
 _RECORD = """
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 redis.call('SADD', KEYS[2], ARGV[2])
-return 1
+local hits = 0
+if #KEYS >= 3 then
+  hits = redis.call('INCR', KEYS[3])
+  if hits == 1 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
+end
+if #KEYS >= 4 then return {hits, redis.call('GET', KEYS[4])} end
+return hits
 """
 
 # KEYS: dirty set, in-flight tokens set. ARGV: new token, key prefix. Returns every in-flight token.
@@ -128,19 +139,62 @@ def api_call_count_upsert(*, api_key_id: int, organisation_id: int, month: dt.da
         )
 
 
-def api_call_count(*, api_key_id: int, organisation_id: int, now: dt.datetime) -> None:
-    """Count one API call of the key in the UTC month of ``now`` (see the module's description)."""
+@dataclass(frozen=True)
+class ThrottleHit:
+    """A hit of a rate limit's window counter, taken in the same Redis round trip as the call's count:
+    ``counter`` is its key, ``timeout`` its expiry in seconds from the first hit."""
+
+    counter: str
+    timeout: int
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What ``api_call_count`` did besides counting the call: ``hits`` of the throttle counter
+    (None when not counted there), and the value under the key to read, if ``was_read``."""
+
+    hits: int | None = None
+    was_read: bool = False
+    value: bytes | None = None
+
+
+def api_call_count(
+    *,
+    api_key_id: int,
+    organisation_id: int,
+    now: dt.datetime,
+    throttle: ThrottleHit | None = None,
+    read: str | None = None,
+) -> Counted:
+    """Count one API call of the key in the UTC month of ``now`` (see the module's description).
+
+    With ``throttle``, also count one hit of that window counter in the same Redis command (one
+    round trip for all), and with ``read`` (a Redis key; only with ``throttle``) also get its
+    value, which the request needs next (a cached body). Without Redis, or when Redis fails, the
+    call is counted by the upsert and neither is done (``hits`` None, ``was_read`` False): the
+    caller then counts the hit itself or lets the request through, and reads the value itself.
+    """
     month = month_of(now)
     if redis_client() is not None:
+        keys = [f"{PREFIX}pending:{organisation_id}", DIRTY]
+        args = [f"{api_key_id}:{month}", organisation_id]
+        if throttle is not None:
+            keys.append(throttle.counter)
+            args.append(throttle.timeout)
+            if read is not None:
+                keys.append(read)
         try:
-            script(_RECORD)(
-                keys=[f"{PREFIX}pending:{organisation_id}", DIRTY],
-                args=[f"{api_key_id}:{month}", organisation_id],
-            )
-            return
+            reply = run_script(_RECORD, keys=keys, args=args)
         except redis.RedisError as error:
             warn_unavailable(logger, "API calls are counted in the database", error)
+        else:
+            if throttle is None:
+                return Counted()
+            if len(keys) == 4:
+                return Counted(hits=int(reply[0]), was_read=True, value=reply[1])
+            return Counted(hits=int(reply))
     api_call_count_upsert(api_key_id=api_key_id, organisation_id=organisation_id, month=month)
+    return Counted()
 
 
 def api_calls_total(*, organisation_id: int) -> int:
@@ -150,8 +204,8 @@ def api_calls_total(*, organisation_id: int) -> int:
     if client is None:
         return counted.aggregate(total=Sum("calls"))["total"] or 0
     try:
-        found = script(_UNFLUSHED)(
-            keys=[f"{PREFIX}pending:{organisation_id}", INFLIGHTS], args=[PREFIX, organisation_id]
+        found = run_script(
+            _UNFLUSHED, keys=[f"{PREFIX}pending:{organisation_id}", INFLIGHTS], args=[PREFIX, organisation_id]
         )
     except redis.RedisError as error:
         warn_unavailable(logger, "API call counts read from the database only", error)
@@ -194,7 +248,7 @@ def api_calls_flush(*, clean_markers: bool = False) -> int:
     try:
         tokens = [
             token.decode()
-            for token in script(_MOVE)(keys=[DIRTY, INFLIGHTS], args=[uuid.uuid4().hex, PREFIX])
+            for token in run_script(_MOVE, keys=[DIRTY, INFLIGHTS], args=[uuid.uuid4().hex, PREFIX])
         ]
         for token in tokens:
             _apply(client, token)

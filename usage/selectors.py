@@ -7,12 +7,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TypeVar
 
-from django.core.cache import cache
 from django.db.models import Sum
 
 from accounts.models import ApiKey, Organisation
+from portal.hot_redis import cached_bytes, cached_bytes_set
 
 from . import pricing
 from .calls import api_calls_flush, api_calls_total
@@ -229,8 +228,23 @@ def usage_report(
     )
 
 
-Presented = TypeVar("Presented")
 REPORT_CACHE_SECONDS = 3600
+NOT_READ = object()  # ``usage_report_presented(cached=...)``: the caller did not read the cache
+
+
+def usage_body_cache_key(
+    *,
+    organisation_id: int,
+    version: int,
+    present: Callable[[UsageReport], bytes],
+    start_month: dt.date,
+    end_month: dt.date,
+) -> str:
+    """The cache key of ``present``'s body for the organisation's usage ``version`` and the period."""
+    return (
+        f"usage-body:{organisation_id}:{version}:{present.__module__}.{present.__qualname__}:"
+        f"{start_month:%Y-%m}:{end_month:%Y-%m}"
+    )
 
 
 def usage_report_presented(
@@ -238,35 +252,53 @@ def usage_report_presented(
     organisation: Organisation,
     start_month: dt.date,
     end_month: dt.date,
-    present: Callable[[UsageReport], Presented],
-) -> Presented:
+    present: Callable[[UsageReport], bytes],
+    stale_marks: bool | None = None,
+    cached: bytes | None | object = NOT_READ,
+) -> bytes:
     """``present(usage_report(...))``, cached under the organisation's usage version.
 
     What ``present`` returns depends only on the report, and the report only on the usage
-    version and the period, so a value cached under the current version is exactly what a fresh
-    report would give. ``present`` must return something the cache can store (plain data).
+    version and the period, so bytes cached under the current version are exactly what a fresh
+    report would give. ``stale_marks``: see ``usage_version``. With Redis a cached body is one
+    GET (``portal.hot_redis.cached_bytes``). ``cached``: what the caller has already read under
+    ``usage_body_cache_key`` for the organisation's loaded version (None: nothing), allowed only
+    with ``stale_marks=False`` (that version is then the one used).
     """
-    version = usage_version(organisation=organisation)
-    cache_key = (
-        f"usage-report:{present.__module__}.{present.__qualname__}:{organisation.pk}:{version}:"
-        f"{start_month:%Y-%m}:{end_month:%Y-%m}"
+    if cached is not NOT_READ and stale_marks is not False:
+        raise ValueError("a body read ahead needs the version it was read for: stale_marks=False")
+    version = usage_version(organisation=organisation, stale_marks=stale_marks)
+    key = usage_body_cache_key(
+        organisation_id=organisation.pk,
+        version=version,
+        present=present,
+        start_month=start_month,
+        end_month=end_month,
     )
-    presented = cache.get(cache_key)
+    presented = cached_bytes(key) if cached is NOT_READ else cached
     if presented is None:
         report = usage_report(
             organisation=organisation, start_month=start_month, end_month=end_month, refresh=False
         )
         presented = present(report)
-        cache.set(cache_key, presented, timeout=REPORT_CACHE_SECONDS)
+        cached_bytes_set(key, presented, timeout=REPORT_CACHE_SECONDS)
     return presented
 
 
-def usage_version(*, organisation: Organisation) -> int:
+def usage_version(*, organisation: Organisation, stale_marks: bool | None = None) -> int:
     """Resolve stale marks, then return the organisation's usage version (see the model).
 
     Reads keyed by this version may be cached: any change to what they show bumps it.
+    ``stale_marks`` is what the caller read in the same statement as ``organisation`` (and so its
+    ``usage_version``; see ``usage.engine.refresh.stale_marks_exist_sql``): False, there were none
+    and the loaded version is current, with no query; True, they are resolved and the version
+    read again; None (not known), they are looked for first.
     """
-    if usage_refresh(organisation_id=organisation.pk) is not None:
+    if stale_marks is False:
+        return organisation.usage_version
+    resolved = usage_refresh(organisation_id=organisation.pk)
+    if resolved is not None or stale_marks:
+        # Re-read even when another read resolved the marks first: it bumped the version.
         organisation.usage_version = Organisation.objects.values_list("usage_version", flat=True).get(
             pk=organisation.pk
         )
@@ -292,9 +324,14 @@ class AllTimeApiUsage:
     api_calls: int
 
 
-def usage_all_time(*, organisation: Organisation) -> AllTimeApiUsage:
-    """The all-time contract's numbers for ``organisation``; constant query count."""
-    usage_refresh(organisation_id=organisation.pk)
+def usage_all_time(*, organisation: Organisation, stale_marks: bool | None = None) -> AllTimeApiUsage:
+    """The all-time contract's numbers for ``organisation``; constant query count.
+
+    ``stale_marks`` False: the caller read, with the organisation, that it has no stale mark
+    (``usage.engine.refresh.stale_marks_exist_sql``), so none is looked for.
+    """
+    if stale_marks is not False:
+        usage_refresh(organisation_id=organisation.pk)
     by_language = (
         LanguageUsage.objects.filter(organisation=organisation, via_api=True)
         .values("language")

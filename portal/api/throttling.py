@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import redis
 from django.conf import settings
@@ -20,7 +21,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.throttling import BaseThrottle
 
-from portal.hot_redis import redis_client, script, warn_unavailable
+from portal.hot_redis import redis_client, run_script, warn_unavailable
 
 logger = logging.getLogger("portal.api")
 
@@ -35,6 +36,7 @@ class Rate:
     seconds: int
 
     @classmethod
+    @lru_cache(maxsize=16)
     def parse(cls, text: str, *, setting: str) -> "Rate":
         """Parse ``600/min``, ``10/s``, ``1000/hour``, ``5000/day``; the period's first letter counts."""
         try:
@@ -69,7 +71,7 @@ def _incr(key: str, *, timeout: int) -> int | None:
                 return 1
             return cache.incr(key)
     try:
-        return int(script(_INCR_EXPIRE)(keys=[key], args=[timeout]))
+        return int(run_script(_INCR_EXPIRE, keys=[key], args=[timeout]))
     except redis.RedisError as error:
         warn_unavailable(logger, "API throttling is off", error)
         return None
@@ -99,11 +101,17 @@ class ApiKeyRateThrottle(BaseThrottle):
             return True
         index, seconds_left = self.rate.window(time.time())
         counter = f"throttle:{self.scope}:{api_key.pk}:{self.rate.seconds}:{index}"
-        hits = _incr(counter, timeout=self.rate.seconds + 5)
+        hits = self.hit(request, view, counter=counter, timeout=self.rate.seconds + 5)
         if hits is None or hits <= self.rate.hits:
             return True
         self._wait = _retry_after(seconds_left)
         return False
+
+    def hit(self, request, view, *, counter: str, timeout: int) -> int | None:
+        """Count one hit under ``counter`` (expiring ``timeout`` s after the first); its hits so far,
+        None when they could not be counted (the request is then let through). A subclass may
+        count the hit together with other work of the request (``usage.api.calls``)."""
+        return _incr(counter, timeout=timeout)
 
     def wait(self) -> int | None:
         return self._wait

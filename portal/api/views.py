@@ -29,9 +29,9 @@ class ApiKeyView(APIView):
        an inactive organisation); a 401 counts against the client address's failure budget, and
        once that is spent this window the failure is answered 429 (with ``Retry-After``) instead;
        a valid key is never refused for its address's failures;
-    2. ``key_authenticated`` runs, before anything else can fail (the usage API counts the call
-       there, so 400, 404, 405 and 429 answers are calls too);
-    3. the per-key throttle (429 with ``Retry-After``), then the handler.
+    2. the per-key throttle (429 with ``Retry-After``), which every request with a valid key
+       reaches (the customer API counts the call there, in the same Redis round trip, so 400,
+       404, 405 and 429 answers are calls too), then the handler.
     Every response is JSON and carries ``Cache-Control: no-store``.
     """
 
@@ -43,13 +43,7 @@ class ApiKeyView(APIView):
 
     def initial(self, request, *args, **kwargs):
         self.now = timezone.now()
-        self.perform_authentication(request)
-        if request.auth is not None:
-            self.key_authenticated(request)
         super().initial(request, *args, **kwargs)
-
-    def key_authenticated(self, request) -> None:
-        """Called once the key is known to be valid, before throttling and the handler."""
 
     def handle_exception(self, exc):
         response = super().handle_exception(exc)

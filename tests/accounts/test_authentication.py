@@ -238,3 +238,35 @@ def test_no_api_key_is_ever_logged(acme_key, call, caplog, settings):
     assert caplog.records
     assert acme_key.plaintext not in caplog.text
     assert unknown not in caplog.text
+
+
+def test_on_postgresql_the_key_lookup_is_a_prepared_statement_and_revocation_still_holds(acme_key, call):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    header = f"Bearer {acme_key.plaintext}"
+    assert [call("/api/v1/ping", header).status_code for _ in range(2)] == [200, 200]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+
+    assert any('FROM "accounts_apikey" k' in statement for statement in prepared)
+    api_key_revoke(api_key=acme_key.api_key)
+    assert call("/api/v1/ping", header).status_code == 401
+
+
+def test_a_key_signed_under_a_fallback_secret_works_on_the_api_and_is_rehashed(acme, call, settings):
+    created = api_key_create(organisation=acme, name="old secret")
+    revoked = api_key_create(organisation=acme, name="old and revoked")
+    api_key_revoke(api_key=revoked.api_key)
+    old_digest = created.api_key.digest
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-brand-new-secret-key-that-is-long-enough-for-the-test-0123456789"
+
+    assert call("/api/v1/ping", f"Bearer {created.plaintext}").status_code == 200
+    assert ApiKey.objects.get(pk=created.api_key.pk).digest != old_digest
+    assert call("/api/v1/ping", f"Bearer {created.plaintext}").status_code == 200  # under the new one
+    assert call("/api/v1/ping", f"Bearer {revoked.plaintext}").status_code == 401
+    settings.SECRET_KEY_FALLBACKS = []
+    assert call("/api/v1/ping", f"Bearer {revoked.plaintext}").status_code == 401

@@ -5,10 +5,13 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, Organisation
+from portal.api.renderers import ExactJSONRenderer
 from tests.factories import at, make_job
+from usage.api import serializers
 from usage.engine.recompute import usage_recompute
 from usage.models import PricingPlan, PricingTier
+from usage.selectors import usage_version
 from usage.services import (
     job_delete,
     jobs_upsert,
@@ -87,3 +90,55 @@ def test_renaming_a_key_in_the_admin_shows_at_once(clock, acme, acme_key, add_jo
     )
     assert response.status_code == 302, response.content[:500]
     assert list(read()["api_keys"]) == ["renamed"]
+
+
+def test_a_job_written_without_a_refresh_shows_in_the_all_time_usage_at_the_next_request(
+    clock, acme, acme_key, add_jobs, client
+):
+    header = {"Authorization": f"Bearer {acme_key.plaintext}"}
+    add_jobs([make_job(acme, created_at=at(2025, 1, 5), api_key=acme_key.api_key)])
+    assert client.get("/api/v1/usage", headers=header).json()["total_jobs"] == 1
+    jobs_upsert(jobs=[make_job(acme, created_at=at(2025, 2, 1), api_key=acme_key.api_key)])
+
+    assert client.get("/api/v1/usage", headers=header).json()["total_jobs"] == 2
+
+
+def test_the_cached_body_is_sent_as_stored_without_rendering_it_again(
+    clock, acme, acme_key, add_jobs, read, client, monkeypatch
+):
+    add_jobs([make_job(acme, created_at=at(2025, 1, 5), api_key=acme_key.api_key)])
+    first = client.get("/usage", PERIOD, headers={"Authorization": f"Bearer {acme_key.plaintext}"})
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("a cached body was built or rendered again")
+
+    monkeypatch.setattr(serializers, "monthly_usage_data", no_rendering)
+    monkeypatch.setattr(ExactJSONRenderer, "render", no_rendering)
+    again = client.get("/usage", PERIOD, headers={"Authorization": f"Bearer {acme_key.plaintext}"})
+
+    assert again.status_code == 200
+    assert again.content == first.content
+    assert again["Content-Type"] == "application/json"
+    assert again.json()["totals"]["jobs"] == 1
+
+
+def test_marks_resolved_by_another_read_meanwhile_still_give_the_current_version(acme, add_jobs):
+    """The key check saw stale marks with version v; another read resolved them (v + 1) before
+    this one looked: the version is read again, never the v of the key check."""
+    add_jobs([make_job(acme, created_at=at(2025, 1, 5))])
+    seen = Organisation.objects.get(pk=acme.pk)  # as loaded by the key check, marks present
+    jobs_upsert(jobs=[make_job(acme, created_at=at(2025, 1, 6))])
+    usage_version(organisation=Organisation.objects.get(pk=acme.pk))  # the other read resolves them
+    current = Organisation.objects.get(pk=acme.pk).usage_version
+    assert current > seen.usage_version
+
+    assert usage_version(organisation=seen, stale_marks=True) == current
+
+
+def test_no_stale_mark_seen_with_the_organisation_trusts_its_version_with_no_query(
+    acme, django_assert_num_queries
+):
+    seen = Organisation.objects.get(pk=acme.pk)
+
+    with django_assert_num_queries(0):
+        assert usage_version(organisation=seen, stale_marks=False) == seen.usage_version

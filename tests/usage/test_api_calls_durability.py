@@ -75,6 +75,18 @@ def test_redis_down_degrades_open_and_recovers(own_redis, acme_key, bearer, sett
     assert _calls(acme_key.api_key) == 13  # 429s are calls too
 
 
+def test_a_usage_read_while_redis_is_down_is_built_again(own_redis, acme_key, bearer, monkeypatch):
+    """The cached body is in Redis: with Redis down the body is built again, never a 500."""
+    monkeypatch.setattr(hot_redis, "_warned_at", {})
+    cached = bearer(acme_key.plaintext, "/usage")
+    own_redis.kill()
+
+    down = bearer(acme_key.plaintext, "/usage")
+
+    assert cached.status_code == down.status_code == 200
+    assert down.content == cached.content
+
+
 def _pending(client) -> int:
     return sum(
         int(value)

@@ -9,6 +9,7 @@ describe those bodies in the OpenAPI schema; the test suite checks the bodies ag
 from rest_framework import serializers
 
 from accounts.models import Organisation
+from portal.api.renderers import ExactJSONRenderer
 from usage.months import format_month
 from usage.pricing import present_money, present_percent
 from usage.selectors import AllTimeApiUsage, Usage, UsageReport
@@ -66,6 +67,11 @@ def monthly_usage_data(report: UsageReport) -> dict:
             for name, usage in report.keys.items()
         },
     }
+
+
+def monthly_usage_json(report: UsageReport) -> bytes:
+    """The ``GET /usage`` body for ``report`` as the JSON the API sends (cached as these bytes)."""
+    return ExactJSONRenderer().render(monthly_usage_data(report))
 
 
 def all_time_usage_data(*, organisation: Organisation, usage: AllTimeApiUsage) -> dict:

@@ -5,16 +5,20 @@ come from ``usage.selectors`` only. ``portal.api.views.ApiKeyView`` holds the po
 (authentication, throttling, JSON errors, no caching); ``CountedApiKeyView`` adds the call count.
 """
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from portal.api.authentication import LookupExtra
+from portal.api.renderers import ExactJSONRenderer
 from portal.api.schema import ERROR_RESPONSES, RESPONSE_HEADERS
 from portal.api.views import ApiKeyView
+from usage.engine.refresh import stale_marks_exist_sql
 from usage.months import month_of
-from usage.selectors import usage_all_time, usage_report_presented
+from usage.selectors import NOT_READ, usage_all_time, usage_body_cache_key, usage_report_presented
 
-from .calls import api_call_record
+from .calls import CountingApiKeyRateThrottle
 from .periods import PeriodError, period_resolve
 from .schema import ALL_TIME_EXAMPLE, MONTH_PARAMETER, MONTHLY_DESCRIPTION, MONTHLY_EXAMPLE
 from .serializers import (
@@ -23,19 +27,60 @@ from .serializers import (
     ParameterErrorSerializer,
     PingSerializer,
     all_time_usage_data,
-    monthly_usage_data,
+    monthly_usage_json,
 )
 
 
 class CountedApiKeyView(ApiKeyView):
-    """An endpoint of the customer API: every request with a valid key is one API call of it."""
+    """An endpoint of the customer API: every request with a valid key is one API call of it,
+    counted by its throttle in the same Redis round trip as the throttle's own hit."""
 
-    def key_authenticated(self, request) -> None:
-        api_call_record(api_key=request.auth, now=self.now)
+    throttle_classes = [CountingApiKeyRateThrottle]
+
+
+# The usage reads' key check also reads, in the key's lookup statement, whether the organisation
+# has stale marks: with none (the usual case) the read needs no query of its own to know that its
+# usage version is current.
+STALE_MARKS = LookupExtra(name="stale_marks", sql=stale_marks_exist_sql)
+
+
+def _stale_marks(request) -> bool:
+    return bool(request.auth.lookup_extras[STALE_MARKS.name])
 
 
 class MonthlyUsageView(CountedApiKeyView):
-    """``GET /usage``: the monthly contract, for the key's organisation."""
+    """``GET /usage``: the monthly contract, for the key's organisation. The body is cached as
+    the JSON bytes sent, under the organisation's usage version, and sent as they are."""
+
+    lookup_extras = (STALE_MARKS,)
+
+    def _period(self, request):
+        """The period asked for (resolved once per request); PeriodError when it is bad."""
+        if not hasattr(self, "period"):
+            self.period = period_resolve(
+                start_month=request.query_params.get("start_month"),
+                end_month=request.query_params.get("end_month"),
+                current_month=month_of(self.now),
+            )
+        return self.period
+
+    def prefetch_cache_key(self, request) -> str | None:
+        """The cached body's key, read in the call count's Redis round trip (see
+        ``CountingApiKeyRateThrottle``); None when the version may change (stale marks) or the
+        period is bad."""
+        if _stale_marks(request):
+            return None
+        try:
+            period = self._period(request)
+        except PeriodError:
+            return None
+        return usage_body_cache_key(
+            organisation_id=request.auth.organisation_id,
+            version=request.auth.organisation.usage_version,
+            present=monthly_usage_json,
+            start_month=period.start_month,
+            end_month=period.end_month,
+        )
 
     @extend_schema(
         operation_id="usage_monthly",
@@ -82,27 +127,28 @@ class MonthlyUsageView(CountedApiKeyView):
     )
     def get(self, request):
         try:
-            period = period_resolve(
-                start_month=request.query_params.get("start_month"),
-                end_month=request.query_params.get("end_month"),
-                current_month=month_of(self.now),
-            )
+            period = self._period(request)
         except PeriodError as error:
             names = ", ".join(error.errors)
             raise exceptions.ValidationError(
                 {"detail": f"Invalid query parameter: {names}.", **error.errors}
             ) from None
+        stale_marks = _stale_marks(request)
         body = usage_report_presented(
             organisation=request.auth.organisation,
             start_month=period.start_month,
             end_month=period.end_month,
-            present=monthly_usage_data,
+            present=monthly_usage_json,
+            stale_marks=stale_marks,
+            cached=NOT_READ if stale_marks else getattr(self, "prefetched", NOT_READ),
         )
-        return Response(body)
+        return HttpResponse(body, content_type=ExactJSONRenderer.media_type)
 
 
 class AllTimeUsageView(CountedApiKeyView):
     """``GET /api/v1/usage``: the all-time contract, for the key's organisation."""
+
+    lookup_extras = (STALE_MARKS,)
 
     @extend_schema(
         operation_id="usage_all_time",
@@ -127,7 +173,10 @@ class AllTimeUsageView(CountedApiKeyView):
     def get(self, request):
         organisation = request.auth.organisation
         return Response(
-            all_time_usage_data(organisation=organisation, usage=usage_all_time(organisation=organisation))
+            all_time_usage_data(
+                organisation=organisation,
+                usage=usage_all_time(organisation=organisation, stale_marks=_stale_marks(request)),
+            )
         )
 
 

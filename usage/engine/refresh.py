@@ -46,6 +46,20 @@ def stale_months_mark(touched: Iterable[OrgMonth]) -> None:
         )
 
 
+def stale_marks_exist_sql(organisation_pk: str) -> str:
+    """An SQL expression: whether the organisation whose primary key is ``organisation_pk`` (a quoted
+    column of the caller's statement) has stale marks; one probe of the marks' index. A read that
+    evaluates it in the statement that loads the organisation's ``usage_version`` and finds none
+    may skip ``usage_refresh``: that version then covers every write committed before it."""
+    q = connection.ops.quote_name
+    organisation_column = q(StaleMonth._meta.get_field("organisation").column)
+    # Only quoted identifiers from the model's metadata and the caller's column are interpolated.
+    return (
+        f"EXISTS (SELECT 1 FROM {q(StaleMonth._meta.db_table)} stale "  # noqa: S608
+        f"WHERE stale.{organisation_column} = {organisation_pk})"
+    )
+
+
 def usage_refresh(*, organisation_id: int) -> RecomputeResult | None:
     """Resolve the organisation's stale marks, if any; costs one query when there are none."""
     return usage_refresh_organisations(organisation_ids=[organisation_id])
