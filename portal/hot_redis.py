@@ -4,11 +4,11 @@ cached response bodies).
 Django's ``RedisCache`` builds a new client object for every operation and offers no scripts, and
 even a plain ``redis.Redis`` command goes through layers of retry, instrumentation and pool
 bookkeeping that cost more CPU than the round trip itself. The hot path therefore sends its
-commands with ``execute`` and ``run_script``: packed here, written to a connection this thread
-keeps for itself (opened again after a ``fork`` or a failure), and read back with ``redis``'s own
-parser. The connection has short timeouts and a PING before a command after 30 s idle: a Redis
-that is down or hung costs a request at most about a second, and callers then degrade instead of
-failing (see ``warn_unavailable``). A command that fails raises ``redis.RedisError`` and drops the
+commands with ``execute`` and ``run_script`` straight on a ``redis`` connection this thread keeps
+for itself (opened again after a ``fork`` or a failure), packed and parsed by ``redis`` itself.
+The connection has short timeouts and a PING before a command after 30 s idle: a Redis that is
+down or hung costs a request at most about a second, and callers then degrade instead of failing
+(see ``warn_unavailable``). A command that fails raises ``redis.RedisError`` and drops the
 connection; it is not retried (a script may have run), the next command connects afresh.
 
 ``redis_client()`` is None when the default cache is not Redis (locmem in development and in the
@@ -81,22 +81,6 @@ def _connection(client: redis.Redis) -> redis.Connection:
     return connection
 
 
-def _pack(arguments: tuple) -> bytes:
-    """A command in the Redis protocol (RESP): an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(arguments)]
-    for argument in arguments:
-        if isinstance(argument, bytes):
-            data = argument
-        elif isinstance(argument, str):
-            data = argument.encode()
-        elif isinstance(argument, int) and not isinstance(argument, bool):
-            data = b"%d" % argument
-        else:
-            raise TypeError(f"a Redis argument must be bytes, str or int, not {type(argument).__name__}")
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
-
-
 def execute(*arguments):
     """Run one command on this thread's connection to the cache's Redis; its raw reply.
 
@@ -107,7 +91,7 @@ def execute(*arguments):
         raise RuntimeError("no Redis cache configured")
     connection = _connection(client)
     try:
-        connection.send_packed_command([_pack(arguments)])
+        connection.send_packed_command(connection.pack_command(*arguments))
         return connection.read_response()
     except redis.ResponseError:
         raise  # the connection is fine: Redis answered

@@ -1,5 +1,5 @@
-"""The hot path's Redis commands: packed by hand, sent on a connection each thread keeps, scripts
-by EVALSHA with an EVAL when Redis does not know them, a failed connection replaced."""
+"""The hot path's Redis commands: sent on a connection each thread keeps, scripts by EVALSHA with
+an EVAL when Redis does not know them, a failed connection replaced."""
 
 import uuid
 
@@ -7,16 +7,6 @@ import pytest
 import redis
 
 from portal import hot_redis
-
-
-def test_commands_are_packed_as_resp_arrays_of_bulk_strings():
-    assert hot_redis._pack(("EVALSHA", b"ab\r\n", 2, "é")) == (
-        b"*4\r\n$7\r\nEVALSHA\r\n$4\r\nab\r\n\r\n$1\r\n2\r\n$2\r\n\xc3\xa9\r\n"
-    )
-    with pytest.raises(TypeError):
-        hot_redis._pack(("SET", "k", True))
-    with pytest.raises(TypeError):
-        hot_redis._pack(("SET", "k", 1.5))
 
 
 @pytest.fixture

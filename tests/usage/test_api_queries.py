@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+import redis
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -116,13 +117,16 @@ def test_query_count_is_bounded_with_django_assert_num_queries(
 def test_with_redis_a_ping_and_a_cached_usage_read_are_one_redis_round_trip_each(
     small, bearer, march_2025, monkeypatch
 ):
-    from portal import hot_redis
-
     if redis_client() is None:
         pytest.skip("the cache is not Redis (set CACHE_URL=redis://…)")
     sent = []
-    pack = hot_redis._pack
-    monkeypatch.setattr(hot_redis, "_pack", lambda arguments: sent.append(arguments[0]) or pack(arguments))
+    send = redis.Connection.send_packed_command
+
+    def recording(connection, command, *args, **kwargs):
+        sent.append(b"".join(command).split(b"\r\n")[2].decode())  # the command's name
+        return send(connection, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Connection, "send_packed_command", recording)
     first = bearer(small.plaintext, "/usage", PERIOD)  # builds and stores the body
     sent.clear()
 
