@@ -15,6 +15,27 @@ def pytest_configure(config):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test that commits must use ``serialized_rollback``.
+
+    A plain transactional test ends with a flush whose ``post_migrate`` recreates the staff roles
+    (``accounts.roles``) under new ids; a serialized test after it would then restore the same
+    groups a second time and fail on their unique names. So a test marked
+    ``django_db(transaction=True)`` without ``serialized_rollback=True`` is an error at collection,
+    whatever order the tests run in.
+    """
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is None:
+            continue
+        transaction = marker.kwargs.get("transaction", marker.args[0] if marker.args else False)
+        if transaction and not marker.kwargs.get("serialized_rollback", False):
+            raise pytest.UsageError(
+                f"{item.nodeid}: django_db(transaction=True) needs serialized_rollback=True "
+                "(see tests/conftest.py)"
+            )
+
+
 @pytest.fixture(autouse=True)
 def _empty_cache():
     """Each test starts and ends with an empty cache: no cached usage body, throttle or

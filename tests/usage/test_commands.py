@@ -203,7 +203,7 @@ def test_a_timestamp_within_five_minutes_ahead_is_accepted(acme, acme_key, tmp_p
     assert Job.objects.count() == 1
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # see tests/conftest.py
 def test_import_jobs_exits_1_on_a_bad_file_and_is_quiet_when_piped(tmp_path):
     organisation = Organisation.objects.create(org_id="org_acme", name="Acme")
     api_key_create(organisation=organisation, name="some api key")

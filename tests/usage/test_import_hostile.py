@@ -324,7 +324,7 @@ def test_standard_input_is_read_for_a_dash(acme, acme_key, monkeypatch):
         call("import_jobs", "-")
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # see tests/conftest.py
 def test_the_command_exits_1_without_a_traceback(tmp_path):
     organisation = organisation_create(name="Acme", org_id="org_acme")
     api_key_create(organisation=organisation, name="some api key")
@@ -377,7 +377,7 @@ def test_a_failed_refresh_says_every_job_was_imported(acme, acme_key, tmp_path, 
     connection.vendor != "postgresql",
     reason="row-level deadlocks are PostgreSQL's; SQLite has one writer at a time",
 )
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # see tests/conftest.py
 def test_two_imports_of_the_same_jobs_in_opposite_orders_both_finish(tmp_path):
     """Both imports start writing at the same moment; without the per-organisation lock, each
     holds rows the other needs and PostgreSQL kills one of them (DeadlockDetected)."""

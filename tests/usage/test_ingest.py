@@ -575,7 +575,7 @@ def test_a_failing_write_is_a_json_500_and_writes_nothing(post, acme, monkeypatc
     connection.vendor != "postgresql",
     reason="row-level deadlocks are PostgreSQL's; SQLite has one writer at a time",
 )
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # see tests/conftest.py
 def test_concurrent_overlapping_batches_and_a_recompute_end_as_a_sequential_run():
     from django.test import Client
 

@@ -35,7 +35,7 @@ def sender_for(broker_dir: Path | None) -> Celery:
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # see tests/conftest.py
 def test_a_worker_runs_the_scheduled_recompute_and_repairs_aggregates(tmp_path):
     organisation = organisation_create(name="Worker Co", org_id="org_worker")
     key = api_key_create(organisation=organisation, name="k").api_key

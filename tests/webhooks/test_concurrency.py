@@ -13,7 +13,7 @@ from usage.services import jobs_upsert, organisation_plan_set
 from webhooks.models import Event
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # see tests/conftest.py
 def test_refresh_and_reconcile_racing_raise_one_tier_event(acme, small_plan):
     organisation_plan_set(organisation=acme, plan=small_plan)
     for round_ in range(3):

@@ -103,7 +103,7 @@ def test_api_key_events_come_from_the_accounts_services(acme, allow_private):
     assert list(Delivery.objects.values_list("event__type", flat=True)) == ["api_key.revoked"]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # see tests/conftest.py
 def test_deliveries_are_enqueued_only_after_the_commit(acme, allow_private, monkeypatch):
     sent = []
     monkeypatch.setattr(

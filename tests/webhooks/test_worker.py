@@ -20,7 +20,7 @@ TIMEOUT = 90
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # see tests/conftest.py
 def test_a_worker_delivers_and_retries_with_the_same_webhook_id(acme, receiver, tmp_path):
     """The commit enqueues the delivery on the configured broker; the worker sends it, gets a 503,
     schedules the retry itself and delivers it."""
