@@ -145,6 +145,11 @@ def spend_threshold_add(*, organisation: Organisation, amount) -> SpendThreshold
         threshold.full_clean(validate_unique=False)
         with transaction.atomic():
             threshold.save()
+            # A month already past the amount crosses it now, not at the next job.
+            Organisation.objects.select_for_update().filter(pk=organisation.pk).exists()
+            from .detection import usage_events_detect  # (detection records through this module)
+
+            usage_events_detect({organisation.pk: None})
     except IntegrityError:
         raise InvalidThreshold("This threshold is already set.") from None
     except Exception as error:

@@ -125,3 +125,34 @@ def test_a_threshold_is_positive_and_unique(acme):
     for bad in ("0", "-1", "abc", "10.00"):
         with pytest.raises(InvalidThreshold):
             spend_threshold_add(organisation=acme, amount=bad)
+
+
+def test_a_threshold_set_below_this_months_spend_is_crossed_when_it_is_set(acme, add_jobs, small_plan):
+    organisation_plan_set(organisation=acme, plan=small_plan)  # 1.00 a job, 10 % off from job 3
+    add_jobs([make_job(acme, created_at=at(2025, 4, 1, n)) for n in range(4)])  # 3.80 in April
+    assert _events("usage.spend_threshold_crossed") == []
+
+    spend_threshold_add(organisation=acme, amount="3.00")
+    spend_threshold_add(organisation=acme, amount="5.00")
+
+    assert _events("usage.spend_threshold_crossed") == ["usage.spend_threshold_crossed:org_acme:2025-04:3.00"]
+
+
+def test_the_nightly_run_detects_only_when_it_changed_something(acme, add_jobs, small_plan):
+    """Every write detects its own events, so a whole-table reconcile that corrects nothing has
+    nothing new to find (at 1M jobs that detection was a fifth of the run); one that corrects
+    aggregates detects in the same transaction."""
+    from usage.models import MonthlyUsage
+
+    organisation_plan_set(organisation=acme, plan=small_plan)
+    add_jobs([make_job(acme, created_at=at(2025, 4, 1, n)) for n in range(4)])  # reaches tier2
+    assert _events("usage.tier_reached") == ["usage.tier_reached:org_acme:2025-04:tier2"]
+    Event.objects.filter(type="usage.tier_reached").delete()  # as if it had never been detected
+
+    assert usage_recompute().rows_corrected == 0
+    assert _events("usage.tier_reached") == []
+
+    MonthlyUsage.objects.filter(organisation=acme).update(jobs=0)  # aggregates gone wrong
+    assert usage_recompute().rows_corrected > 0
+    assert _events("usage.tier_reached") == ["usage.tier_reached:org_acme:2025-04:tier2"]
+    assert usage_recompute(organisation_ids=[acme.pk]).rows_corrected == 0  # scoped runs detect

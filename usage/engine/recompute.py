@@ -177,7 +177,10 @@ def reconcile(
     if progress:
         progress(1)
     result = state.finish(month_count=month_count)
-    after_recompute_run(scope)
+    if not whole_table or result.rows_corrected or result.jobs_retiered or result.free_flags_fixed:
+        # The nightly run over every organisation that changed nothing leaves every figure as the
+        # writes that made it left them, and those raised their events then: nothing to detect.
+        after_recompute_run(scope)
     return result
 
 
