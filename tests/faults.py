@@ -234,3 +234,29 @@ def worker_pids(master: subprocess.Popen) -> set[int]:
     """The pids of a gunicorn master's workers (its children), read from /proc."""
     children = Path(f"/proc/{master.pid}/task/{master.pid}/children")
     return {int(pid) for pid in children.read_text().split()}
+
+
+def celery_worker(*, name: str, env: dict[str, str], log) -> subprocess.Popen:
+    """A real Celery worker of the portal (solo pool: each task runs in the worker process itself),
+    named ``name``, with ``env`` as its environment and its output written to ``log``."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+            "-n",
+            f"{name}-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )

@@ -37,7 +37,7 @@ import pytest
 import requests
 from django.db import connection
 
-from tests.faults import ROOT, PostgresCluster, RedisServer, serve, skip_or_fail, worker_pids
+from tests.faults import ROOT, PostgresCluster, RedisServer, celery_worker, serve, skip_or_fail, worker_pids
 
 pytestmark = [
     pytest.mark.faults,
@@ -356,30 +356,14 @@ def _start_worker(tmp_path, name: str) -> tuple[subprocess.Popen, object]:
     from tests.factories import test_database_url
 
     log = (tmp_path / f"{name}.log").open("w+")
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--pool=solo",
-            "--loglevel=INFO",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-            "-n",
-            f"{name}-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
+    worker = celery_worker(
+        name=name,
         env={
             **os.environ,
             "DATABASE_URL": test_database_url(),
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         },
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        log=log,
     )
     return worker, log
 

@@ -1,8 +1,6 @@
 """A real Celery worker process runs the task that beat schedules, on the configured broker."""
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from django.conf import settings
 
 from accounts.services import api_key_create, organisation_create
 from tests.factories import at, make_job, test_database_url
+from tests.faults import celery_worker
 from usage.engine.refresh import usage_refresh
 from usage.models import MonthlyUsage
 from usage.services import jobs_upsert
@@ -54,27 +53,7 @@ def test_a_worker_runs_the_scheduled_recompute_and_repairs_aggregates(tmp_path):
             (broker_dir / sub).mkdir(parents=True)
         env["CELERY_FILESYSTEM_BROKER_DIR"] = str(broker_dir)
     log = (tmp_path / "worker.log").open("w+")
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--pool=solo",
-            "--loglevel=INFO",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-            "-n",
-            f"test-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    worker = celery_worker(name="test", env=env, log=log)
     try:
         sender_for(broker_dir).send_task("usage.tasks.recompute_usage")
         deadline = time.monotonic() + TIMEOUT

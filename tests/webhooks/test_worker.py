@@ -1,8 +1,6 @@
 """A real Celery worker delivers an event to the local receiver and retries it on the schedule."""
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from standardwebhooks import Webhook
 
 from portal.celery import app as celery_app
 from tests.factories import test_database_url
+from tests.faults import celery_worker
 from webhooks.models import Delivery
 from webhooks.services import webhook_endpoint_create, webhook_test_send
 
@@ -40,27 +39,7 @@ def test_a_worker_delivers_and_retries_with_the_same_webhook_id(acme, receiver, 
         queue = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
         env["CELERY_FILESYSTEM_BROKER_DIR"] = str(queue.parent)
     log = (tmp_path / "worker.log").open("w+")
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--pool=solo",
-            "--loglevel=INFO",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-            "-n",
-            f"test-webhooks-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    worker = celery_worker(name="test-webhooks", env=env, log=log)
     try:
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline and worker.poll() is None:
