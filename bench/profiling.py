@@ -6,11 +6,17 @@
     bench/profiling.py report                                       # usage_report, largest org
     bench/profiling.py import                                       # import_jobs, throughput file
     bench/profiling.py api --database URL [--path /usage] [--requests 2000]  # API requests, in-process
+    bench/profiling.py ingest --database URL [--requests 500]   # ingestion POSTs, in-process
 
 ``api`` sends requests with a fresh key of the largest organisation straight to the portal's WSGI
 handler (no server, no socket), with the cache at ``BENCH_CACHE_URL`` (default: the HTTP
 benchmark's Redis database): it prints the CPU time per request of every API endpoint, then the
 call tree of ``--path``. The key and its call counts are deleted afterwards.
+
+``ingest`` does the same for ``POST /api/v1/ingest/jobs`` (PostgreSQL): a first ingestion of
+1,000-item batches into a fresh organisation, their replay, and one-item status updates, each
+with its time per request beside a ping's; then the call trees of the replay and of the one-item
+update. The organisation, its jobs and the keys are deleted afterwards.
 
 Runs on the data set of ``bench/run.py`` (generated if missing). Prints the pyinstrument call
 tree, then the SQL statements grouped by shape (time, count), and on PostgreSQL the EXPLAIN
@@ -108,7 +114,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("target", choices=["recompute", "report", "import", "api"])
+    parser.add_argument("target", choices=["recompute", "report", "import", "api", "ingest"])
     parser.add_argument("--database", default="sqlite")
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--empty", action="store_true", help="recompute: delete the aggregates first")
@@ -118,7 +124,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000, help="api: requests per endpoint")
     args = parser.parse_args()
     configure_database(args.database, SCALES[args.scale])
-    if args.target == "api":
+    if args.target in ("api", "ingest"):
         import os
 
         from bench.api_throughput import DEFAULT_CACHE_URL
@@ -139,6 +145,8 @@ def main() -> int:
     dataset = ensure_dataset(DatasetSpec.for_jobs(SCALES[args.scale]))
     if args.target == "api":
         return _profile_api(args, dataset)
+    if args.target == "ingest":
+        return _profile_ingest(args)
     if args.target == "recompute":
         from bench.engine import _empty_aggregates
         from usage.engine.recompute import usage_recompute
@@ -167,13 +175,14 @@ def main() -> int:
     return 0
 
 
-def _wsgi_request(handler, path: str, key: str) -> int:
-    """One GET through the WSGI handler, its body read and closed as a server would; the status."""
+def _wsgi_request(handler, path: str, key: str, *, body: bytes | None = None) -> int:
+    """One request through the WSGI handler (a POST of ``body`` when given, else a GET), its answer
+    read and closed as a server would; the status."""
     import io
 
     route, _, query = path.partition("?")
     environ = {
-        "REQUEST_METHOD": "GET",
+        "REQUEST_METHOD": "GET" if body is None else "POST",
         "PATH_INFO": route,
         "QUERY_STRING": query,
         "SERVER_NAME": "127.0.0.1",
@@ -184,19 +193,21 @@ def _wsgi_request(handler, path: str, key: str) -> int:
         "HTTP_AUTHORIZATION": f"Bearer {key}",
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(b""),
+        "wsgi.input": io.BytesIO(body or b""),
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": False,
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
     }
+    if body is not None:
+        environ.update(CONTENT_TYPE="application/json", CONTENT_LENGTH=str(len(body)))
     status = []
-    body = handler(environ, lambda line, headers, exc_info=None: status.append(line))
+    answer = handler(environ, lambda line, headers, exc_info=None: status.append(line))
     try:
-        for _ in body:
+        for _ in answer:
             pass
     finally:
-        body.close()
+        answer.close()
     return int(status[0].split()[0])
 
 
@@ -230,6 +241,76 @@ def _profile_api(args, dataset) -> int:
         print(sql_breakdown(queries, wall))
     finally:
         created.api_key.delete()
+    return 0
+
+
+def _profile_ingest(args) -> int:
+    """Ingestion in-process: first batches, their replay, one-item updates; then two call trees."""
+    import json
+
+    from django.core.wsgi import get_wsgi_application
+
+    from accounts.models import ApiKey, Organisation, ServiceKey
+    from accounts.services import api_key_create, organisation_create, service_key_create
+    from bench.ingest import job_items
+    from usage.models import Job
+
+    handler = get_wsgi_application()
+    tag = time.time_ns()
+    org_ids = [f"org_bp{tag}{index}" for index in range(10)]
+    organisations = [organisation_create(name=f"bench profile {org_id}", org_id=org_id) for org_id in org_ids]
+    for organisation in organisations:
+        api_key_create(organisation=organisation, name="k1")
+    ping = api_key_create(organisation=organisations[0], name=f"bench profile {tag}")
+    service = service_key_create(name=f"bench profile {tag}")
+    month = time.strftime("%Y-%m")
+    items = job_items(org_ids, month)
+    batches = [
+        json.dumps({"jobs": items[start : start + 1000]}).encode() for start in range(0, len(items), 1000)
+    ]
+    updates = [
+        json.dumps({"jobs": [dict(item, status="processing")]}).encode() for item in items[: args.requests]
+    ]
+
+    def timed(label: str, bodies: list[bytes], key: str, path: str = "/api/v1/ingest/jobs") -> None:
+        started, cpu = time.perf_counter(), time.process_time()
+        for body in bodies:
+            status = _wsgi_request(handler, path, key, body=body if path != "/api/v1/ping" else None)
+            if status != 200:
+                raise RuntimeError(f"{label}: {status}")
+        count = len(bodies)
+        wall = (time.perf_counter() - started) / count * 1000
+        cpu = (time.process_time() - cpu) / count * 1000
+        print(f"{label:44} {wall:8.3f} ms wall, {cpu:8.3f} ms CPU per request (this process)")
+
+    try:
+        for _ in range(50):
+            _wsgi_request(handler, "/api/v1/ping", ping.plaintext)
+        timed("ping", [b""] * args.requests, ping.plaintext, "/api/v1/ping")
+        timed("first ingestion, 1,000 items", batches, service.plaintext)
+        timed("replay, 1,000 items", batches, service.plaintext)
+        timed("one-item status update", updates, service.plaintext)
+        print("\n--- replay ---")
+        queries, wall = profiled(
+            lambda: [
+                _wsgi_request(handler, "/api/v1/ingest/jobs", service.plaintext, body=b) for b in batches
+            ]
+        )
+        print(sql_breakdown(queries, wall))
+        again = [
+            json.dumps({"jobs": [dict(item, status="failed")]}).encode() for item in items[: args.requests]
+        ]
+        print("\n--- one-item status update ---")
+        queries, wall = profiled(
+            lambda: [_wsgi_request(handler, "/api/v1/ingest/jobs", service.plaintext, body=b) for b in again]
+        )
+        print(sql_breakdown(queries, wall))
+    finally:
+        pks = [organisation.pk for organisation in organisations]
+        Job.objects.filter(organisation_id__in=pks).delete()
+        ApiKey.objects.filter(organisation_id__in=pks).delete()
+        Organisation.objects.filter(pk__in=pks).delete()
+        ServiceKey.objects.filter(pk=service.service_key.pk).delete()
     return 0
 
 

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from django.db import OperationalError, connection, transaction
-from django.db.models import BooleanField, Q
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts.models import Organisation
+from portal.db import prepared_cursor
 
 from .engine.locks import job_writes_lock
 from .engine.refresh import usage_refresh, usage_refresh_organisations
@@ -92,31 +91,56 @@ def _with_retry(work: Callable[[], _T]) -> _T:
 
 
 _COMPARED = tuple(name for name in JobInput._fields)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def _stored_inputs(keys: Collection[tuple[int, str]]) -> dict[tuple[int, str], JobInput]:
-    """The stored values of these jobs, as ``JobInput``s, keyed by (organisation, external id)."""
-    external_ids = sorted({external_id for _, external_id in keys})
+    """The stored values of these jobs, as ``JobInput``s (``created_at`` in UTC), keyed by
+    (organisation, external id)."""
     if connection.vendor == "postgresql":
-        # One array parameter: Django prepares each value of an IN list apart, which costs more
-        # than the query for a batch of 1,000 (the replay of a batch is mostly this read).
-        wanted = RawSQL(  # noqa: S611 (a constant table name; the ids are a parameter)
-            f"{Job._meta.db_table}.external_id = ANY(%s)", [external_ids], output_field=BooleanField()
-        )
-    else:
-        wanted = Q(external_id__in=external_ids)
+        return _stored_inputs_postgresql(keys)
+    # SQLite: external_id alone (its own index), the pairs matched here; IN lists on both columns
+    # of the unique index make SQLite probe every combination.
     stored = {}
-    for values in Job.objects.filter(wanted).values_list(*_COMPARED):
+    external_ids = {external_id for _, external_id in keys}
+    for values in Job.objects.filter(external_id__in=external_ids).values_list(*_COMPARED):
         job = JobInput(*values)
         if (job.organisation_id, job.external_id) in keys:
             stored[(job.organisation_id, job.external_id)] = job
     return stored
 
 
+def _stored_inputs_postgresql(keys: Collection[tuple[int, str]]) -> dict[tuple[int, str], JobInput]:
+    """PostgreSQL: one statement joining the (organisation, external id) pairs, passed as two
+    arrays, to the unique index, so a batch costs the same however many other organisations use
+    the same external ids. ``created_at`` travels as microseconds since 1970: Django loads a
+    ``timestamptz`` in Python, which took a third of the time of the read of a 1,000-item batch."""
+    columns = ", ".join(
+        "(EXTRACT(EPOCH FROM j.created_at) * 1000000)::int8" if name == "created_at" else f"j.{name}"
+        for name in _COMPARED
+    )
+    organisation_ids, external_ids = zip(*keys, strict=True) if keys else ((), ())
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {Job._meta.db_table} j "  # noqa: S608 (constant names; the keys are parameters)
+            "JOIN unnest(%s::int8[], %s::text[]) AS k(organisation_id, external_id) "
+            "ON j.organisation_id = k.organisation_id AND j.external_id = k.external_id",
+            [list(organisation_ids), list(external_ids)],
+        )
+        rows = cursor.fetchall()
+    created_at = _COMPARED.index("created_at")
+    stored = {}
+    for values in rows:
+        job = JobInput(*values)
+        stored[(job.organisation_id, job.external_id)] = job._replace(
+            created_at=_EPOCH + values[created_at] * _MICROSECOND
+        )
+    return stored
+
+
 def _same(stored: JobInput | None, item: JobInput) -> bool:
-    if stored is None:
-        return False
-    return stored._replace(created_at=stored.created_at.astimezone(dt.UTC)) == item
+    return stored is not None and stored == item
 
 
 def _write(valid: list[tuple[int, JobInput]]) -> tuple[dict[int, str], set[int]]:

@@ -16,6 +16,7 @@ from django.db.models import Q
 
 from accounts.models import Organisation
 from accounts.services import usage_version_bump
+from portal.db import prepared_cursor
 from portal.errors import DomainError
 
 from .engine.derive import free_flags_sync, tier_ladder
@@ -142,12 +143,13 @@ def jobs_upsert(
             if key in latest:
                 result.touched.add((key[0], month))
                 result.updated += 1
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # One statement for the batch: executemany sends one per row (pipelined, but
-                # still most of the time of an ingested batch of 1,000).
+        if connection.vendor == "postgresql":
+            # One statement for the batch (executemany sends one per row, pipelined, but still
+            # most of the time of an ingested batch of 1,000), prepared: its text is fixed.
+            with prepared_cursor() as cursor:
                 cursor.execute(_upsert_sql(arrays=True), [list(column) for column in zip(*rows, strict=True)])
-            else:
+        else:
+            with connection.cursor() as cursor:
                 cursor.executemany(_upsert_sql(), rows)
         result.created = len(latest) - result.updated
         stale_months_mark(result.touched)

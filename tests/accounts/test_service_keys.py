@@ -19,6 +19,7 @@ from accounts.services import (
     service_key_create,
     service_key_revoke,
     service_key_scope,
+    service_key_scope_set,
     service_key_touch,
     service_key_verify,
 )
@@ -155,3 +156,76 @@ def test_admin_revokes_by_button_and_by_action(admin_client, acme):
 
     assert not ServiceKey.objects.filter(revoked_at__isnull=True).exists()
     assert LogEntry.objects.filter(action_flag=CHANGE, change_message="Revoked.").count() == 2
+
+
+def _ingest_get(client, secret: str, org_id: str) -> int:
+    """The status of a read of a job that does not exist: 404 within the key's scope, 401/403
+    when the key is refused, 404 too (an unknown job) outside it."""
+    return client.get(
+        f"/api/v1/ingest/jobs/{org_id}/no-such-job", headers={"Authorization": f"Bearer {secret}"}
+    ).status_code
+
+
+def _ingest_post(client, secret: str, org_id: str) -> dict:
+    item = {
+        "org_id": org_id,
+        "external_id": "lookup-1",
+        "created_at": "2025-01-03T10:00:00Z",
+        "language": "Hindi",
+        "audio_duration_seconds": 60,
+        "status": "completed",
+    }
+    response = client.post(
+        "/api/v1/ingest/jobs",
+        {"jobs": [item]},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    return {"status": response.status_code, **(response.json() if response.status_code == 200 else {})}
+
+
+def test_a_scope_change_and_a_revocation_hold_from_the_next_request(client, acme, globex):
+    created = service_key_create(name="platform", organisations=[acme])
+    secret = created.plaintext
+
+    assert _ingest_post(client, secret, "org_acme")["created"] == 1
+    assert _ingest_post(client, secret, "org_globex")["rejected"] == 1  # outside the scope
+    service_key_scope_set(service_key=created.service_key, organisations=[acme, globex])
+    assert _ingest_post(client, secret, "org_globex")["created"] == 1
+    service_key_scope_set(service_key=created.service_key, organisations=[])  # every organisation
+    assert _ingest_post(client, secret, "org_globex")["unchanged"] == 1
+    service_key_revoke(service_key=created.service_key)
+    assert _ingest_post(client, secret, "org_acme")["status"] == 401
+
+
+def test_a_service_key_signed_under_a_fallback_secret_works_and_is_rehashed(client, acme, settings):
+    created = service_key_create(name="old secret")
+    revoked = service_key_create(name="old and revoked")
+    service_key_revoke(service_key=revoked.service_key)
+    old_digest = created.service_key.digest
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-brand-new-secret-key-that-is-long-enough-for-the-test-0123456789"
+
+    assert _ingest_get(client, created.plaintext, "org_acme") == 404
+    assert ServiceKey.objects.get(pk=created.service_key.pk).digest != old_digest
+    assert _ingest_get(client, created.plaintext, "org_acme") == 404  # under the new secret
+    assert _ingest_get(client, revoked.plaintext, "org_acme") == 401
+    settings.SECRET_KEY_FALLBACKS = []
+    assert _ingest_get(client, revoked.plaintext, "org_acme") == 401
+    assert _ingest_get(client, created.plaintext[:-1] + "x", "org_acme") == 401
+
+
+def test_on_postgresql_the_hot_ingestion_statements_are_prepared(client, acme):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    secret = service_key_create(name="platform").plaintext
+    assert _ingest_post(client, secret, "org_acme")["created"] == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = "\n".join(statement for (statement,) in cursor.fetchall())
+
+    for table in ("accounts_servicekey", "accounts_organisation", "usage_job", "usage_stalemonth"):
+        assert f'"{table}"' in prepared or f"{table} " in prepared, table
+    assert "pg_advisory_xact_lock" in prepared

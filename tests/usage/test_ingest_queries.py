@@ -5,7 +5,6 @@ import json
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from accounts.services import service_key_create
 
@@ -22,7 +21,14 @@ def post(client, db):
     secret = service_key_create(name="platform").plaintext
 
     def send(items: list[dict]) -> tuple[dict, list[str]]:
-        with CaptureQueriesContext(connection) as queries:
+        # The statements as sent (prepared ones included, whose text the debug log cannot show).
+        statements: list[str] = []
+
+        def record(execute, sql, params, many, context):
+            statements.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(record):
             response = client.post(
                 INGEST,
                 json.dumps({"jobs": items}),
@@ -30,7 +36,7 @@ def post(client, db):
                 headers={"Authorization": f"Bearer {secret}"},
             )
         assert response.status_code == 200, response.content
-        return response.json(), [query["sql"] for query in queries.captured_queries]
+        return response.json(), statements
 
     return send
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from portal.db import prepared_cursor
 from usage.models import TaskLock
 
 # The first key of the session advisory locks that tie a lease to its holder's connection.
@@ -123,7 +124,7 @@ def job_writes_lock(*, organisation_ids: Iterable[int]) -> None:
     # One int4 key per organisation (ids past 2^31 wrap; a shared key only serialises more).
     keys = sorted({(pk + 2**31) % 2**32 - 2**31 for pk in organisation_ids})
     if keys:
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             # unnest yields the keys in array order, so they are locked in that order.
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(%s, key) FROM unnest(%s::int4[]) AS key",

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Organisation
+from portal.db import prepared_cursor
 from usage.models import StaleMonth
 
 from .locks import job_writes_lock
@@ -34,15 +35,24 @@ def usage_mark_stale(*, organisation_id: int, months: Iterable[dt.date] | None) 
 
 
 def stale_months_mark(touched: Iterable[OrgMonth]) -> None:
-    """One stale mark per organisation-month, written with one prepared statement."""
-    q = connection.ops.quote_name
+    """One stale mark per organisation-month: on PostgreSQL one prepared statement of two arrays,
+    elsewhere one statement run for each mark."""
+    table = connection.ops.quote_name(StaleMonth._meta.db_table)
     now = connection.ops.adapt_datetimefield_value(timezone.now())
+    marks = sorted(touched)
+    if connection.vendor == "postgresql":
+        with prepared_cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (organisation_id, month, created_at) "  # noqa: S608 (a constant name)
+                "SELECT o, m, %s FROM unnest(%s::int8[], %s::date[]) AS t(o, m)",
+                [now, [organisation_id for organisation_id, _ in marks], [month for _, month in marks]],
+            )
+        return
     adapt_date = connection.ops.adapt_datefield_value
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"INSERT INTO {q(StaleMonth._meta.db_table)} (organisation_id, month, created_at) "  # noqa: S608
-            "VALUES (%s, %s, %s)",
-            [(organisation_id, adapt_date(month), now) for organisation_id, month in sorted(touched)],
+            f"INSERT INTO {table} (organisation_id, month, created_at) VALUES (%s, %s, %s)",  # noqa: S608
+            [(organisation_id, adapt_date(month), now) for organisation_id, month in marks],
         )
 
 
