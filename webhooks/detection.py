@@ -18,7 +18,7 @@ from accounts.models import Organisation
 from usage import pricing
 from usage.models import MonthlyUsage
 from usage.plans import plans_by_id, standard_plan_id
-from usage.selectors import usage_report
+from usage.selectors import month_costs
 
 from .models import Event, EventType, SpendThreshold
 from .services import deliveries_enqueue, event_record
@@ -173,32 +173,30 @@ def _spend_candidates(organisations: dict[int, Organisation], month_rows: list[d
     for row in month_rows:
         if row["organisation_id"] in thresholds:
             months[row["organisation_id"]].append(row["month"])
+    if not months:
+        return []
+    # The one computation of a month's cost (usage_report's), for every organisation at once;
+    # the marks are being resolved right now.
+    costs = month_costs(organisations=organisations, months=months)
+    plans, standard = plans_by_id(), standard_plan_id()
     candidates = []
-    for organisation_id, touched in months.items():
+    for (organisation_id, month), final_cost in sorted(costs.items()):
         organisation = organisations[organisation_id]
-        # The one computation of a month's final cost; the marks are being resolved right now.
-        report = usage_report(
-            organisation=organisation, start_month=min(touched), end_month=max(touched), refresh=False
-        )
-        wanted = set(touched)
-        for month in report.months:
-            if month.month not in wanted:
-                continue
-            for amount in sorted(thresholds[organisation_id]):
-                if month.final_cost >= amount:
-                    label = f"{month.month:%Y-%m}"
-                    candidates.append(
-                        (
-                            organisation_id,
-                            EventType.SPEND_THRESHOLD_CROSSED,
-                            f"{EventType.SPEND_THRESHOLD_CROSSED}:{organisation.org_id}:{label}:{amount}",
-                            {
-                                "org_id": organisation.org_id,
-                                "month": label,
-                                "currency": report.plan.currency,
-                                "threshold": _amount(amount),
-                                "final_cost": _money(month.final_cost),
-                            },
-                        )
+        for amount in sorted(thresholds[organisation_id]):
+            if final_cost >= amount:
+                label = f"{month:%Y-%m}"
+                candidates.append(
+                    (
+                        organisation_id,
+                        EventType.SPEND_THRESHOLD_CROSSED,
+                        f"{EventType.SPEND_THRESHOLD_CROSSED}:{organisation.org_id}:{label}:{amount}",
+                        {
+                            "org_id": organisation.org_id,
+                            "month": label,
+                            "currency": plans[organisation.plan_id or standard].currency,
+                            "threshold": _amount(amount),
+                            "final_cost": _money(final_cost),
+                        },
                     )
+                )
     return candidates
