@@ -155,6 +155,22 @@ def test_unchanged_writes_nothing_and_marks_nothing_stale(post, acme, acme_key):
     assert stored("j-1") == row
 
 
+def test_an_external_id_used_by_another_organisation_is_a_job_of_its_own(post, acme, globex):
+    """Organisations often number their jobs alike: the same external id in another organisation,
+    with the very same values, is a new job there, and each is then judged against its own."""
+    globex_item = item(org_id="org_globex", api_key=None)
+    acme_item = item(api_key=None)
+
+    assert statuses(post({"jobs": [acme_item]})) == ["created"]
+    assert statuses(post({"jobs": [globex_item, acme_item]})) == ["created", "unchanged"]
+    failed = {**globex_item, "status": "failed"}
+    assert statuses(post({"jobs": [failed, acme_item]})) == ["updated", "unchanged"]
+    assert sorted(Job.objects.filter(external_id="j-1").values_list("organisation__org_id", "status")) == [
+        ("org_acme", "completed"),
+        ("org_globex", "failed"),
+    ]
+
+
 def test_the_same_job_twice_gets_the_last_values_and_the_first_position(post, acme, acme_key):
     response = post(
         {
