@@ -56,6 +56,8 @@ def test_creating_a_key_shows_the_secret_once_and_the_digest_never(admin_client,
     assert secrets[0].startswith(api_key.prefix + "_")
     assert api_key.created_by == admin_user
     assert api_key.digest not in content
+    assert f"Created API key <strong>ci runner</strong> ({api_key.prefix}) for {acme}." in content
+    assert "All API keys</a>" in content and "api-key-created" in content
     # The message was shown by this response: nothing of it is left for a later one.
     assert "messages" not in response.cookies or not response.cookies["messages"].value
     assert LogEntry.objects.filter(object_id=str(api_key.pk), action_flag=ADDITION).exists()

@@ -141,6 +141,8 @@ def test_admin_creation_shows_the_secret_once_and_the_digest_never(admin_client,
     service_key = ServiceKey.objects.get(name="platform")
     assert service_key_verify(secret) == service_key
     assert service_key.digest not in content
+    assert f"Created service key <strong>platform</strong> ({service_key.prefix})" in content
+    assert "All service keys</a>" in content and "service-key-created" in content
     assert service_key.created_by == admin_user
     assert service_key_scope(service_key=service_key) == {acme.pk}
     assert not SECRET_RE.findall(admin_client.get(CHANGELIST).content.decode())
