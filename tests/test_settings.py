@@ -63,3 +63,21 @@ def test_the_beat_schedule_follows_the_variable():
     )
     result = manage("shell", "--no-imports", "-c", code, USAGE_RECOMPUTE_CRON="15 3 * * *")
     assert result.stdout.split() == ["usage.tasks.recompute_usage", "15", "3"], result.stderr
+
+
+def test_a_redis_broker_hands_an_unacknowledged_task_out_again_after_30_minutes():
+    code = (
+        "from django.conf import settings; "
+        "print(settings.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'])"
+    )
+    result = manage("shell", "--no-imports", "-c", code, CELERY_BROKER_URL="redis://127.0.0.1:6379/9")
+    assert result.stdout.split() == ["1800"], result.stderr
+    result = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        code,
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/9",
+        CELERY_VISIBILITY_TIMEOUT="600",
+    )
+    assert result.stdout.split() == ["600"], result.stderr
