@@ -60,6 +60,18 @@ class Usage:
         self.tiers[row.tier_name] = self.tiers.get(row.tier_name, 0) + row.jobs
 
 
+# The columns of a MonthlyUsage row that ``_PricedRow.of`` prices: tier, free flag, then its counts.
+_PRICED_COLUMNS = (
+    "tier",
+    "is_free",
+    "jobs",
+    "completed_jobs",
+    "audio_duration_seconds",
+    "transcription_tokens",
+    "note_tokens",
+)
+
+
 @dataclass(slots=True)
 class _PricedRow:
     """One stored aggregate row with its money worked out once."""
@@ -160,17 +172,7 @@ def usage_report(
 
     rows = MonthlyUsage.objects.filter(
         organisation=organisation, month__gte=start_month, month__lte=end_month
-    ).values_list(
-        "month",
-        "api_key_id",
-        "tier",
-        "is_free",
-        "jobs",
-        "completed_jobs",
-        "audio_duration_seconds",
-        "transcription_tokens",
-        "note_tokens",
-    )
+    ).values_list("month", "api_key_id", *_PRICED_COLUMNS)
     for month_start, api_key_id, tier, is_free, *counts in rows:
         tier = min(tier, len(plan.tiers))
         priced = _PricedRow.of(plan, tier=tier, is_free=is_free, counts=tuple(counts))
@@ -246,17 +248,7 @@ def month_costs(
     condition = Q(pk__in=[])
     for pk, listed in months.items():
         condition |= Q(organisation_id=pk, month__in=sorted(listed))
-    rows = MonthlyUsage.objects.filter(condition).values_list(
-        "organisation_id",
-        "month",
-        "tier",
-        "is_free",
-        "jobs",
-        "completed_jobs",
-        "audio_duration_seconds",
-        "transcription_tokens",
-        "note_tokens",
-    )
+    rows = MonthlyUsage.objects.filter(condition).values_list("organisation_id", "month", *_PRICED_COLUMNS)
     for organisation_id, month, tier, is_free, *counts in rows:
         if (organisation_id, month) not in costs:
             continue
