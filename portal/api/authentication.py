@@ -104,6 +104,40 @@ class _LookupQuery:
     extras: list[str]
 
 
+def _column_converters(selected: list[tuple[str, object]]) -> list[list]:
+    """For each (table alias, model field) selected, the converters the ORM would apply to its
+    value (SQLite returns datetimes as text, booleans as integers), as (converter, expression)."""
+    converters = []
+    for alias, field in selected:
+        expression = Col(alias, field)
+        found = connection.ops.get_db_converters(expression) + field.get_db_converters(connection)
+        converters.append([(converter, expression) for converter in found])
+    return converters
+
+
+def _converted(values, converters: list[list]) -> list:
+    """``values`` (the first ``len(converters)`` of a row) as the ORM would load them."""
+    values = list(values[: len(converters)])
+    for index, found in enumerate(converters):
+        for converter, expression in found:
+            values[index] = converter(values[index], expression, connection)
+    return values
+
+
+def _matching_digest(plaintext: str, digest: str) -> str | None:
+    """The key's digest under the current ``SECRET_KEY`` when ``plaintext`` matches ``digest``
+    under it or under a ``SECRET_KEY_FALLBACKS`` entry; None when it matches neither. One HMAC when
+    the digest is under the current secret (the usual case). A caller whose stored digest differs
+    from the one returned re-hashes the key (unless it is revoked)."""
+    current = keys.key_digest(plaintext, signing_key=settings.SECRET_KEY)
+    if hmac.compare_digest(current, digest):
+        return current
+    fallbacks = list(getattr(settings, "SECRET_KEY_FALLBACKS", []))
+    if fallbacks and keys.key_matches(plaintext, digest, signing_keys=fallbacks):
+        return current
+    return None
+
+
 @cache
 def _lookup_query(extras: tuple[LookupExtra, ...] = ()) -> _LookupQuery:
     """The key lookup as one fixed SQL text, built once per process (and set of ``extras``).
@@ -116,13 +150,9 @@ def _lookup_query(extras: tuple[LookupExtra, ...] = ()) -> _LookupQuery:
     quote = connection.ops.quote_name
     key_fields = [ApiKey._meta.get_field(name) for name in _KEY_FIELDS]
     organisation_fields = list(Organisation._meta.concrete_fields)
-    columns, converters = [], []
     selected = [("k", field) for field in key_fields] + [("o", field) for field in organisation_fields]
-    for alias, field in selected:
-        columns.append(f"{alias}.{quote(field.column)}")
-        expression = Col(alias, field)
-        found = connection.ops.get_db_converters(expression) + field.get_db_converters(connection)
-        converters.append([(converter, expression) for converter in found])
+    columns = [f"{alias}.{quote(field.column)}" for alias, field in selected]
+    converters = _column_converters(selected)
     key_table, organisation_table = quote(ApiKey._meta.db_table), quote(Organisation._meta.db_table)
     organisation_column = quote(ApiKey._meta.get_field("organisation").column)
     lookup_column = quote(ApiKey._meta.get_field("lookup").column)
@@ -160,23 +190,15 @@ def api_key_lookup(plaintext: str, *, extras: tuple[LookupExtra, ...] = ()) -> A
         row = cursor.fetchone()
     if row is None:
         return None
-    values = list(row[: len(query.converters)])
-    for index, converters in enumerate(query.converters):
-        for converter, expression in converters:
-            values[index] = converter(values[index], expression, connection)
+    values = _converted(row, query.converters)
     split = len(query.key_fields)
     api_key = ApiKey.from_db(connection.alias, query.key_fields, values[:split])
-    # One HMAC when the digest is under the current secret (the usual case), a re-hash otherwise.
-    current = keys.key_digest(plaintext, signing_key=settings.SECRET_KEY)
-    if not hmac.compare_digest(current, api_key.digest):
-        fallbacks = list(getattr(settings, "SECRET_KEY_FALLBACKS", []))
-        if not fallbacks or not keys.key_matches(plaintext, api_key.digest, signing_keys=fallbacks):
-            return None
-        if not api_key.revoked_at:
-            ApiKey.objects.filter(pk=api_key.pk).update(digest=current)
-            api_key.digest = current
-    if api_key.revoked_at:
+    current = _matching_digest(plaintext, api_key.digest)
+    if current is None or api_key.revoked_at:
         return None
+    if current != api_key.digest:
+        ApiKey.objects.filter(pk=api_key.pk).update(digest=current)
+        api_key.digest = current
     api_key.organisation = Organisation.from_db(connection.alias, query.organisation_fields, values[split:])
     api_key.lookup_extras = dict(zip(query.extras, row[len(query.converters) :], strict=True))
     return api_key
@@ -190,14 +212,9 @@ def _service_lookup_query() -> tuple[str, list[list]]:
     """The service key lookup as one fixed SQL text with its scope: one row per organisation of
     the scope (one row with NULL when the scope is empty); and each key column's converters."""
     quote = connection.ops.quote_name
-    fields = [ServiceKey._meta.get_field(name) for name in _SERVICE_KEY_FIELDS]
+    selected = [("k", ServiceKey._meta.get_field(name)) for name in _SERVICE_KEY_FIELDS]
+    columns = [f"k.{quote(field.column)}" for _, field in selected]
     scope = ServiceKey._meta.get_field("organisations")
-    columns, converters = [], []
-    for field in fields:
-        columns.append(f"k.{quote(field.column)}")
-        expression = Col("k", field)
-        found = connection.ops.get_db_converters(expression) + field.get_db_converters(connection)
-        converters.append([(converter, expression) for converter in found])
     # Only quoted identifiers from the models' metadata are interpolated; the lookup is a parameter.
     sql = (
         f"SELECT {', '.join(columns)}, s.{quote(scope.m2m_reverse_name())} "  # noqa: S608
@@ -205,7 +222,7 @@ def _service_lookup_query() -> tuple[str, list[list]]:
         f"LEFT JOIN {quote(scope.m2m_db_table())} s ON s.{quote(scope.m2m_column_name())} = k.{quote('id')} "
         f"WHERE k.{quote(ServiceKey._meta.get_field('lookup').column)} = %s"
     )
-    return sql, converters
+    return sql, _column_converters(selected)
 
 
 def service_key_lookup(plaintext: str) -> tuple[ServiceKey, frozenset[int] | None] | None:
@@ -225,21 +242,14 @@ def service_key_lookup(plaintext: str) -> tuple[ServiceKey, frozenset[int] | Non
         rows = cursor.fetchall()
     if not rows:
         return None
-    values = list(rows[0][: len(converters)])
-    for index, found in enumerate(converters):
-        for converter, expression in found:
-            values[index] = converter(values[index], expression, connection)
+    values = _converted(rows[0], converters)
     service_key = ServiceKey.from_db(connection.alias, list(_SERVICE_KEY_FIELDS), values)
-    current = keys.key_digest(plaintext, signing_key=settings.SECRET_KEY)
-    if not hmac.compare_digest(current, service_key.digest):
-        fallbacks = list(getattr(settings, "SECRET_KEY_FALLBACKS", []))
-        if not fallbacks or not keys.key_matches(plaintext, service_key.digest, signing_keys=fallbacks):
-            return None
-        if service_key.revoked_at is None:
-            ServiceKey.objects.filter(pk=service_key.pk).update(digest=current)
-            service_key.digest = current
-    if service_key.revoked_at is not None:
+    current = _matching_digest(plaintext, service_key.digest)
+    if current is None or service_key.revoked_at is not None:
         return None
+    if current != service_key.digest:
+        ServiceKey.objects.filter(pk=service_key.pk).update(digest=current)
+        service_key.digest = current
     scope = frozenset(row[-1] for row in rows if row[-1] is not None)
     return service_key, scope or None
 
