@@ -5,6 +5,7 @@ every status, every envelope error, both kinds of keys, scope, freshness, and ag
 (Long because it covers every status, limit and envelope error of one endpoint.)"""
 
 import concurrent.futures
+import gzip
 import io
 import json
 import random
@@ -59,11 +60,12 @@ def service_key(db):
 
 @pytest.fixture
 def post(client, service_key):
-    """``post(body, key=service key, content_type=...)``: POST raw text or a JSON value."""
+    """``post(body, key=service key, content_type=..., headers={...})``: POST raw text or a JSON
+    value."""
 
-    def send(body, *, key=None, content_type="application/json", **extra):
+    def send(body, *, key=None, content_type="application/json", headers=(), **extra):
         data = body if isinstance(body, str | bytes) else json.dumps(body)
-        headers = {"Authorization": f"Bearer {key or service_key.plaintext}"}
+        headers = {"Authorization": f"Bearer {key or service_key.plaintext}", **dict(headers)}
         return client.post(INGEST, data, content_type=content_type, headers=headers, **extra)
 
     return send
@@ -377,6 +379,23 @@ def test_another_content_type_is_415(post, acme, content_type):
 
     assert response.status_code == 415
     assert "detail" in response.json()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_a_compressed_body_is_415_and_writes_nothing(post, acme, encoding):
+    body = gzip.compress(json.dumps({"jobs": [item()]}).encode())
+
+    response = post(body, headers={"Content-Encoding": encoding})
+
+    assert response.status_code == 415
+    assert response.json() == {
+        "detail": f"Content-Encoding '{encoding}' is not accepted: send the JSON uncompressed."
+    }
+    assert not Job.objects.exists()
+
+
+def test_an_identity_content_encoding_is_accepted(post, acme):
+    assert post({"jobs": [item()]}, headers={"Content-Encoding": "identity"}).status_code == 200
 
 
 def test_json_with_a_charset_is_accepted(post, acme):

@@ -145,13 +145,25 @@ class IngestJobsView(ServiceKeyView):
                     )
                 ],
             ),
-            415: OpenApiResponse(ErrorSerializer, description="The body is not sent as `application/json`."),
+            415: OpenApiResponse(
+                ErrorSerializer,
+                description=(
+                    "The body is not sent as `application/json`, or is sent compressed (`Content-Encoding`)."
+                ),
+            ),
             **INGEST_ERROR_RESPONSES,
         },
     )
     def post(self, request):
         if request.content_type.split(";")[0].strip().lower() != "application/json":
             raise exceptions.UnsupportedMediaType(request.content_type or "(none)")
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            # A compressed body would only fail as "not JSON"; name the real problem instead.
+            raise exceptions.UnsupportedMediaType(
+                request.content_type,
+                detail=f"Content-Encoding {encoding[:40]!r} is not accepted: send the JSON uncompressed.",
+            )
         stream = request.stream or io.BytesIO()  # DRF gives None for an empty body
         body = body_read(stream, content_length=request.META.get("CONTENT_LENGTH"))
         records = envelope_records(body)
