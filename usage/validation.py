@@ -254,7 +254,9 @@ def _moment(raw: object, now: dt.datetime, errors: list[FieldError]) -> dt.datet
     """``created_at`` as an aware UTC datetime: ISO 8601, UTC when it names no zone, at most
     ``FUTURE_TOLERANCE`` after ``now``, and within the years 1 to 9999 once in UTC."""
     created_at = None
-    if isinstance(raw, str) and len(raw) > 10:  # a bare date is not a moment
+    # ISO 8601 is printable ASCII: Python's and Django's parsers would also take other digits
+    # ("２０２５-…"), a trailing NUL or a trailing newline.
+    if isinstance(raw, str) and len(raw) > 10 and raw.isascii() and raw.isprintable():
         try:
             created_at = dt.datetime.fromisoformat(raw)
         except ValueError:

@@ -67,6 +67,15 @@ CASES = [
     ("feb-29", line(created_at="2025-02-29T00:00:00Z"), "created_at", "must be an ISO 8601 date-time"),
     ("hour-24", line(created_at="2025-01-01T24:00:00Z"), "created_at", "must be an ISO 8601 date-time"),
     ("second-60", line(created_at="2025-01-01T00:00:60Z"), "created_at", "must be an ISO 8601 date-time"),
+    *(
+        (name, line(created_at=text), "created_at", "must be an ISO 8601 date-time")
+        for name, text in (
+            ("trailing-nul", "2025-01-03T10:00:00Z\x00"),
+            ("trailing-newline", "2025-01-03T10:00:00Z\n"),
+            ("fullwidth-digits", "２０２５-01-03T10:00:00Z"),
+            ("arabic-indic-digits", "٢٠٢٥-٠١-٠٣T10:00:00Z"),
+        )
+    ),
     (
         "year-0-in-utc",
         line(created_at="0001-01-01T00:30:00+01:00"),
