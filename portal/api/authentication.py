@@ -57,14 +57,19 @@ class ServiceKeyUser:
         return f"service key {self.service_key.prefix}"
 
 
+INVALID_API_KEY = "Invalid API key."
+INVALID_SERVICE_KEY = "Invalid service key."
 SERVICE_KEY_REFUSED = "A service key cannot be used on this endpoint: use an API key of your organisation."
 API_KEY_REFUSED = "An organisation's API key cannot be used on this endpoint: use a service key."
 
 
-def _bearer_token(request) -> str | None:
+def _bearer_token(request, *, invalid: str) -> str | None:
     """The token of ``Authorization: Bearer <token>``; None without the header; 401 when the
-    header is malformed or the token is not ASCII."""
-    header = get_authorization_header(request)
+    header is malformed, or ``invalid`` when the token is not ASCII (so no key)."""
+    try:
+        header = get_authorization_header(request)
+    except UnicodeEncodeError:  # not WSGI's latin-1 text (a test client or another server)
+        raise exceptions.AuthenticationFailed(invalid) from None
     if not header:
         return None
     parts = header.split()
@@ -75,7 +80,7 @@ def _bearer_token(request) -> str | None:
     try:
         return parts[1].decode("ascii")
     except UnicodeDecodeError:
-        raise exceptions.AuthenticationFailed("Invalid API key.") from None
+        raise exceptions.AuthenticationFailed(invalid) from None
 
 
 _KEY_FIELDS = ("id", "organisation_id", "digest", "last_used_at", "revoked_at")
@@ -268,7 +273,7 @@ class BearerKeyAuthentication(BaseAuthentication):
     """
 
     def authenticate(self, request):
-        plaintext = _bearer_token(request)
+        plaintext = _bearer_token(request, invalid=INVALID_API_KEY)
         if plaintext is None:
             return None
         view = (getattr(request, "parser_context", None) or {}).get("view")
@@ -276,7 +281,7 @@ class BearerKeyAuthentication(BaseAuthentication):
         if api_key is None:
             if service_key_verify(plaintext) is not None:
                 raise exceptions.PermissionDenied(SERVICE_KEY_REFUSED)
-            raise exceptions.AuthenticationFailed("Invalid API key.")
+            raise exceptions.AuthenticationFailed(INVALID_API_KEY)
         if not api_key.organisation.is_active:
             raise exceptions.PermissionDenied("This API key's organisation is inactive.")
         api_key_touch(api_key=api_key)
@@ -299,14 +304,14 @@ class ServiceKeyAuthentication(BaseAuthentication):
     """
 
     def authenticate(self, request):
-        plaintext = _bearer_token(request)
+        plaintext = _bearer_token(request, invalid=INVALID_SERVICE_KEY)
         if plaintext is None:
             return None
         found = service_key_lookup(plaintext)
         if found is None:
             if api_key_verify(plaintext) is not None:
                 raise exceptions.PermissionDenied(API_KEY_REFUSED)
-            raise exceptions.AuthenticationFailed("Invalid service key.")
+            raise exceptions.AuthenticationFailed(INVALID_SERVICE_KEY)
         service_key, scope = found
         service_key_touch(service_key=service_key)
         return ServiceKeyUser(service_key=service_key, scope=scope), service_key

@@ -57,6 +57,7 @@ UNAUTHORISED = {
     "wrong secret": lambda key: f"Bearer {_valid_lookup_wrong_secret(key)}",
     "truncated key": lambda key: f"Bearer {key[:-1]}",
     "non-ascii token": lambda key: "Bearer upk_é",
+    "token beyond latin-1": lambda key: "Bearer ключ",
 }
 
 
