@@ -10,6 +10,7 @@ import io
 import json
 import random
 import threading
+from urllib.parse import quote
 
 import pytest
 from django.db import connection
@@ -314,6 +315,15 @@ def test_a_missing_or_bad_service_key_is_401(client, acme, header):
     assert "detail" in response.json()
 
 
+@pytest.mark.parametrize("token", ["ключ".encode().decode("latin-1"), "ключ"])  # as WSGI gives it; as text
+def test_a_token_that_is_not_ascii_is_an_invalid_service_key(client, acme, token):
+    headers = {"Authorization": f"Bearer {token}"}
+    response = client.post(INGEST, "{}", content_type="application/json", headers=headers)
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid service key."}
+
+
 def test_a_revoked_service_key_is_401(post, service_key, acme):
     service_key_revoke(service_key=service_key.service_key)
 
@@ -396,6 +406,31 @@ def test_a_compressed_body_is_415_and_writes_nothing(post, acme, encoding):
 
 def test_an_identity_content_encoding_is_accepted(post, acme):
     assert post({"jobs": [item()]}, headers={"Content-Encoding": "identity"}).status_code == 200
+
+
+def test_a_chunked_body_is_411_and_writes_nothing(post, acme):
+    # Under WSGI a body without a length reads as empty: say so rather than "not JSON".
+    response = post({"jobs": [item()]}, headers={"Transfer-Encoding": "chunked"})
+
+    assert response.status_code == 411
+    assert response.json() == {
+        "detail": "Send the body with a Content-Length header: a chunked (or unsized) body is not accepted."
+    }
+    assert not Job.objects.exists()
+
+
+def test_a_body_without_content_length_is_411(client, service_key, acme):
+    request = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": INGEST,
+        "CONTENT_TYPE": "application/json",
+        "HTTP_AUTHORIZATION": f"Bearer {service_key.plaintext}",
+        "wsgi.input": io.BytesIO(json.dumps({"jobs": [item()]}).encode()),
+    }
+    response = client.request(**request)
+
+    assert response.status_code == 411
+    assert not Job.objects.exists()
 
 
 def test_json_with_a_charset_is_accepted(post, acme):
@@ -563,6 +598,22 @@ def test_get_of_an_absent_job_is_404(client, job_url, service_key, acme):
     assert client.get(job_url("nope"), headers=headers).json() == {"detail": "No such job."}
     assert client.get(job_url("nope"), headers=headers).status_code == 404
     assert client.get(job_url("j-1", "org_nobody"), headers=headers).status_code == 404
+
+
+@pytest.mark.parametrize("external_id", ["a/b", "line\nbreak", "crlf\r\nid", "tab\tid", "100% é"])
+def test_get_and_delete_take_any_external_id_percent_encoded(
+    post, client, job_url, service_key, acme, external_id
+):
+    assert post({"jobs": [item(external_id=external_id)]}).json()["results"][0]["status"] == "created"
+    url = job_url(quote(external_id, safe=""))
+    headers = {"Authorization": f"Bearer {service_key.plaintext}"}
+
+    got = client.get(url, headers=headers)
+    assert got.status_code == 200 and got.json()["external_id"] == external_id
+
+    assert client.delete(url, headers=headers).status_code == 204
+    assert not Job.objects.filter(external_id=external_id).exists()
+    assert client.get(url, headers=headers).status_code == 404
 
 
 def test_delete_removes_the_job_and_usage_follows(post, client, bearer, job_url, service_key, acme, acme_key):

@@ -43,6 +43,14 @@ MAX_BODY_BYTES = 1024 * 1024
 _READ_CHUNK = 64 * 1024
 
 
+class LengthRequired(exceptions.APIException):
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_detail = (
+        "Send the body with a Content-Length header: a chunked (or unsized) body is not accepted."
+    )
+    default_code = "length_required"
+
+
 class RequestTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request is too large."
@@ -145,6 +153,9 @@ class IngestJobsView(ServiceKeyView):
                     )
                 ],
             ),
+            411: OpenApiResponse(
+                ErrorSerializer, description="A chunked body, or none without `Content-Length: 0`."
+            ),
             415: OpenApiResponse(
                 ErrorSerializer,
                 description=(
@@ -164,6 +175,10 @@ class IngestJobsView(ServiceKeyView):
                 request.content_type,
                 detail=f"Content-Encoding {encoding[:40]!r} is not accepted: send the JSON uncompressed.",
             )
+        # WSGI hands Django no body without a length: a chunked body would read as empty.
+        chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        if chunked or not request.META.get("CONTENT_LENGTH"):
+            raise LengthRequired()
         stream = request.stream or io.BytesIO()  # DRF gives None for an empty body
         body = body_read(stream, content_length=request.META.get("CONTENT_LENGTH"))
         records = envelope_records(body)

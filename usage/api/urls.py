@@ -1,9 +1,20 @@
 """Routes of the REST API (included at the site root by ``portal.urls``)."""
 
-from django.urls import path, re_path
+from django.urls import path, re_path, register_converter
+from django.urls.converters import PathConverter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import ingest, jobs, views
+
+
+class AnyTextConverter(PathConverter):
+    """The rest of the path, whatever it holds: an external id may contain "/" and even a line
+    break (percent-encoded), which Django's ``path`` converter (``.+``) does not cross."""
+
+    regex = r"[\s\S]+"
+
+
+register_converter(AnyTextConverter, "anytext")
 
 urlpatterns = [
     path("usage", views.MonthlyUsageView.as_view(), name="api-usage-monthly"),
@@ -11,9 +22,9 @@ urlpatterns = [
     path("api/v1/jobs", jobs.JobListView.as_view(), name="api-jobs"),
     path("api/v1/ping", views.PingView.as_view(), name="api-ping"),
     path("api/v1/ingest/jobs", ingest.IngestJobsView.as_view(), name="api-ingest-jobs"),
-    # external_id may hold "/": the path converter takes the rest of the path.
+    # external_id may hold "/": the converter takes the rest of the path.
     path(
-        "api/v1/ingest/jobs/<str:org_id>/<path:external_id>",
+        "api/v1/ingest/jobs/<str:org_id>/<anytext:external_id>",
         ingest.IngestedJobView.as_view(),
         name="api-ingest-job",
     ),
