@@ -21,6 +21,7 @@ from typing import NamedTuple
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 
+from accounts.keys import KEY_PREFIX, SERVICE_KEY_PREFIX
 from accounts.models import ORG_ID_RE, ApiKey, Organisation
 from portal.db import prepared_cursor
 
@@ -314,7 +315,11 @@ def validate_job(
         )
     key_name = _text(record, "api_key", errors, required=False)
     if key_name is not None and organisation is not None and key_name not in organisation.key_ids:
-        errors.append(FieldError("api_key", f"unknown API key name {excerpt(key_name)} for {org_id}"))
+        if key_name.startswith((KEY_PREFIX, SERVICE_KEY_PREFIX)):  # a secret, most likely: not echoed
+            reason = "'api_key' looks like a key itself: give the key's name, not its secret"
+        else:
+            reason = f"unknown API key name {excerpt(key_name)} for {org_id}"
+        errors.append(FieldError("api_key", reason))
     created_at = _moment(record.get("created_at"), now, errors)
     language = _text(record, "language", errors)
     if language is not None and len(language) > MAX_LANGUAGE_CHARS:

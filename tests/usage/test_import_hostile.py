@@ -68,6 +68,15 @@ CASES = [
     ("hour-24", line(created_at="2025-01-01T24:00:00Z"), "created_at", "must be an ISO 8601 date-time"),
     ("second-60", line(created_at="2025-01-01T00:00:60Z"), "created_at", "must be an ISO 8601 date-time"),
     *(
+        (
+            f"secret-as-key-name-{prefix}",
+            line(api_key=f"{prefix}abcdefghijkl_{'S' * 43}"),
+            "api_key",
+            "'api_key' looks like a key itself: give the key's name, not its secret",
+        )
+        for prefix in ("upk_", "upsk_")
+    ),
+    *(
         (name, line(created_at=text), "created_at", "must be an ISO 8601 date-time")
         for name, text in (
             ("trailing-nul", "2025-01-03T10:00:00Z\x00"),
@@ -215,6 +224,7 @@ def test_import_jobs_reports_each_hostile_line_by_number(acme, acme_key, tmp_pat
     assert f"2 created, 0 updated, {len(CASES)} invalid line(s) skipped" in out
     assert set(Job.objects.values_list("external_id", flat=True)) == {"ok-first", "ok-last"}
     assert max(len(row) for row in err.splitlines()) <= 200  # short excerpts only
+    assert "abcdefghijkl_S" not in err  # a key's secret given as its name is not echoed
 
 
 def test_every_problem_of_a_job_is_listed_with_its_field(acme, acme_key):
