@@ -154,7 +154,7 @@ class IngestJobsView(ServiceKeyView):
                 ],
             ),
             411: OpenApiResponse(
-                ErrorSerializer, description="A chunked body, or none without `Content-Length: 0`."
+                ErrorSerializer, description="The body is sent chunked, or without a `Content-Length` header."
             ),
             415: OpenApiResponse(
                 ErrorSerializer,
