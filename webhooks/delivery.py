@@ -93,7 +93,8 @@ def _tls_context() -> ssl.SSLContext:
 
 def http_send(vetted: VettedUrl, body: bytes, headers: dict[str, str]) -> Response:
     """POST with a 10 s timeout and no redirects, connecting to the vetted address when there is
-    one (the Host header and TLS server name stay the URL's host)."""
+    one (the Host header and TLS server name stay the URL's host). Only the status line and
+    headers are read: the answer's body, whatever its size or pace, is never waited for."""
     url = httpx.URL(vetted.url)
     extensions = {}
     if vetted.address is not None:
@@ -104,7 +105,9 @@ def http_send(vetted: VettedUrl, body: bytes, headers: dict[str, str]) -> Respon
         with httpx.Client(
             timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False, verify=_tls_context()
         ) as client:
-            response = client.post(url, content=body, headers=headers, extensions=extensions)
+            request = client.build_request("POST", url, content=body, headers=headers, extensions=extensions)
+            response = client.send(request, stream=True)
+            response.close()  # drops the connection with the body unread
     except httpx.TimeoutException:
         return Response(status_code=None, error="timed out after 10 s")
     except httpx.HTTPError as error:
@@ -154,7 +157,7 @@ def delivery_attempt(*, delivery_id: int, manual: bool = False, send: Sender | N
     number = delivery.attempts + 1
     first_attempt_at = delivery.first_attempt_at or now
 
-    response, duration_ms = _send(delivery, now=now, send=send)
+    response, duration_ms, sent_at = _send(delivery, send=send)
     # What the try did is one transaction (one commit): the attempt and the delivery's new state.
     with transaction.atomic():
         return _attempt_record(
@@ -164,17 +167,21 @@ def delivery_attempt(*, delivery_id: int, manual: bool = False, send: Sender | N
             number=number,
             first_attempt_at=first_attempt_at,
             duration_ms=duration_ms,
-            now=now,
+            sent_at=sent_at,
             manual=manual,
         )
 
 
-def _send(delivery: Delivery, *, now: dt.datetime, send: Sender) -> tuple[Response, int]:
-    """Sign and POST the delivery's event (the URL vetted again first); the answer and how many
-    milliseconds it took."""
+def _send(delivery: Delivery, *, send: Sender) -> tuple[Response, int, dt.datetime]:
+    """Sign and POST the delivery's event (the URL vetted again first); the answer, how many
+    milliseconds it took and when it was sent (the signature's timestamp: a try that waited
+    behind others in a batch is signed when it goes, not when the batch began)."""
     endpoint = delivery.endpoint
     body = payload_body(delivery)
-    headers = signed_headers(secret=endpoint.secret, webhook_id=delivery.event.webhook_id, body=body, now=now)
+    sent_at = timezone.now()
+    headers = signed_headers(
+        secret=endpoint.secret, webhook_id=delivery.event.webhook_id, body=body, now=sent_at
+    )
     started = time.monotonic()
     try:
         vetted = url_vet(endpoint.url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_URLS)
@@ -182,7 +189,7 @@ def _send(delivery: Delivery, *, now: dt.datetime, send: Sender) -> tuple[Respon
         response = Response(status_code=None, error=f"refused: {refused.message}"[:500])
     else:
         response = send(vetted, body, headers)
-    return response, int((time.monotonic() - started) * 1000)
+    return response, int((time.monotonic() - started) * 1000), sent_at
 
 
 def deliveries_attempt(
@@ -231,7 +238,8 @@ def deliveries_attempt(
         )
         due = [delivery for delivery in due if delivery.pk in ours]
 
-    tries = [(delivery, *_send(delivery, now=now, send=send)) for delivery in due]
+    tries = [(delivery, *_send(delivery, send=send)) for delivery in due]
+    now = timezone.now()  # the retries are scheduled from the end of the batch
     outcomes: dict[int, AttemptOutcome] = {}
     with transaction.atomic():
         attempts = DeliveryAttempt.objects.bulk_create(
@@ -241,9 +249,9 @@ def deliveries_attempt(
                 status_code=response.status_code,
                 duration_ms=duration_ms,
                 error=response.error,
-                created_at=now,
+                created_at=sent_at,
             )
-            for delivery, response, duration_ms in tries
+            for delivery, response, duration_ms, sent_at in tries
         )
         delivered = [attempt.delivery for attempt in attempts if attempt.succeeded]
         if delivered:
@@ -253,7 +261,7 @@ def deliveries_attempt(
             recovered = {delivery.endpoint_id for delivery in delivered if delivery.endpoint.failing_since}
             if recovered:
                 WebhookEndpoint.objects.filter(pk__in=recovered).update(failing_since=None)
-        for attempt, (delivery, response, _) in zip(attempts, tries, strict=True):
+        for attempt, (delivery, response, _, _) in zip(attempts, tries, strict=True):
             if attempt.succeeded:
                 outcomes[delivery.pk] = AttemptOutcome(attempt=attempt, delivered=True)
             else:
@@ -278,17 +286,18 @@ def _attempt_record(
     number: int,
     first_attempt_at: dt.datetime,
     duration_ms: int,
-    now: dt.datetime,
+    sent_at: dt.datetime,
     manual: bool,
 ) -> AttemptOutcome:
-    """Record a try's attempt and decide what comes next (see ``delivery_attempt``)."""
+    """Record a try's attempt (at the time it was sent) and decide what comes next (see
+    ``delivery_attempt``)."""
     attempt = DeliveryAttempt.objects.create(
         delivery=delivery,
         number=number,
         status_code=response.status_code,
         duration_ms=duration_ms,
         error=response.error,
-        created_at=now,
+        created_at=sent_at,
     )
     return _attempt_next(
         delivery=delivery,
@@ -297,7 +306,7 @@ def _attempt_record(
         response=response,
         number=number,
         first_attempt_at=first_attempt_at,
-        now=now,
+        now=timezone.now(),
         manual=manual,
     )
 

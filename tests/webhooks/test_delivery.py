@@ -3,6 +3,8 @@ the same webhook-id, endpoints disabled on 410 or after 5 days of failures."""
 
 import datetime as dt
 import json
+import socket
+import threading
 
 import pytest
 import time_machine
@@ -11,7 +13,7 @@ from standardwebhooks import Webhook
 
 from accounts.models import Membership
 from webhooks import signing
-from webhooks.delivery import delivery_attempt, http_send
+from webhooks.delivery import Response, delivery_attempt, http_send
 from webhooks.models import Delivery, WebhookEndpoint
 from webhooks.services import delivery_redeliver, webhook_endpoint_create, webhook_test_send
 from webhooks.ssrf import VettedUrl
@@ -138,8 +140,9 @@ def test_a_success_resets_failing_since(endpoint, receiver):
 
 def test_a_refused_connection_is_retried(acme, allow_private):
     endpoint = webhook_endpoint_create(organisation=acme, url="http://127.0.0.1:9/closed").endpoint
-    delivery = _test_delivery(endpoint)
-    outcome = delivery_attempt(delivery_id=delivery.pk)
+    with time_machine.travel(T0, tick=False):  # the retry is due 5 s after the try began
+        delivery = _test_delivery(endpoint)
+        outcome = delivery_attempt(delivery_id=delivery.pk)
     assert outcome.retry_in == 5
     assert outcome.attempt.status_code is None and outcome.attempt.error
 
@@ -199,6 +202,32 @@ def test_the_send_connects_to_the_vetted_address_and_keeps_the_host(receiver):
     response = http_send(vetted, b"{}", {"content-type": "application/json"})
     assert response.status_code == 200
     assert receiver.requests[0].headers["host"] == f"hooks.invalid:{port}"
+
+
+def test_the_answer_s_body_is_never_read_whatever_its_size_or_pace():
+    """A receiver announcing 200 MB and sending it a byte at a time would hold a worker and its
+    memory: the send returns with the status line, the body unread."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    release = threading.Event()
+
+    def serve():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 209715200\r\n\r\nx")
+            release.wait(30)  # the rest of the body never comes while the test runs
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        port = listener.getsockname()[1]
+        vetted = VettedUrl(url=f"http://127.0.0.1:{port}/hooks", hostname="127.0.0.1", address=None)
+        response = http_send(vetted, b"{}", {"content-type": "application/json"})
+    finally:
+        release.set()
+        thread.join(5)
+        listener.close()
+    assert response == Response(status_code=200)
 
 
 def test_money_in_a_delivered_event_is_an_exact_decimal_string(acme, receiver, add_jobs):

@@ -4,6 +4,7 @@ statements whatever their number, each judged and followed up exactly as a singl
 import datetime as dt
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -12,8 +13,10 @@ from standardwebhooks import Webhook
 from tests.factories import at, make_job
 from usage.services import organisation_plan_set
 from webhooks.delivery import Response, deliveries_attempt
-from webhooks.models import Delivery, Event, EventType, WebhookEndpoint
+from webhooks.models import Delivery, DeliveryAttempt, Event, EventType, WebhookEndpoint
 from webhooks.services import DELIVERY_BATCH, deliveries_enqueue, webhook_endpoint_create
+
+T0 = dt.datetime(2025, 3, 10, 12, 0, tzinfo=dt.UTC)
 
 
 def _deliveries(endpoint, count: int, label: str) -> list[Delivery]:
@@ -155,3 +158,23 @@ def test_the_events_of_one_refresh_are_queued_together(
         add_jobs([make_job(acme, created_at=at(2025, 1, 2, n)) for n in range(5)])  # tier2 and tier3
     deliveries = sorted(Delivery.objects.values_list("pk", flat=True))
     assert len(deliveries) == 2 and queued == [deliveries]
+
+
+def test_each_try_of_a_batch_is_signed_and_recorded_when_it_is_sent(acme, allow_private):
+    """A try that waited behind a slow endpoint carries its own time: receivers refuse signatures
+    older than 5 minutes, and the deliveries page shows when each try went."""
+    endpoint = webhook_endpoint_create(organisation=acme, url="http://127.0.0.1:9/slow").endpoint
+    sent = []
+    with time_machine.travel(T0, tick=False) as clock:
+        deliveries = _deliveries(endpoint, 2, "slow")
+
+        def slow(vetted, body, headers):  # every try takes 4 minutes to answer
+            sent.append(int(headers["webhook-timestamp"]))
+            clock.shift(dt.timedelta(minutes=4))
+            return Response(status_code=200)
+
+        deliveries_attempt(delivery_ids=[delivery.pk for delivery in deliveries], send=slow)
+
+    assert sent == [int(T0.timestamp()), int(T0.timestamp()) + 240]
+    times = sorted(DeliveryAttempt.objects.values_list("created_at", flat=True))
+    assert times == [T0, T0 + dt.timedelta(minutes=4)]
