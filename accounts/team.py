@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal.errors import DomainError
+from portal.mail import subject_line
 
 from .models import Invitation, Membership, Organisation, User
 
@@ -118,7 +119,7 @@ def membership_invite(
         inviter = invited_by.get_username() if invited_by else "An owner"
         transaction.on_commit(
             lambda: send_mail(
-                subject=f"You're invited to {organisation.name} on the Usage Portal",
+                subject=subject_line(f"You're invited to {organisation.name} on the Usage Portal"),
                 message=(
                     f"{inviter} invited you to join {organisation.name} on the Usage Portal as "
                     f"{Membership.Role(role).label.lower()}.\n\nAccept the invitation here (the link "

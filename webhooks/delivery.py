@@ -23,6 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Membership
+from portal.mail import subject_line
 
 from . import signing
 from .models import Delivery, DeliveryAttempt, WebhookEndpoint
@@ -387,4 +388,4 @@ def owners_email(*, organisation_id: int, subject: str, message: str) -> int:
     )
     if not recipients:
         return 0
-    return send_mail(subject, message, None, recipients, fail_silently=True)
+    return send_mail(subject_line(subject), message, None, recipients, fail_silently=True)

@@ -65,6 +65,16 @@ def test_an_owner_invites_and_a_new_person_sets_a_password_and_joins(client, own
     assert client.get(TEAM_URL).status_code == 200  # logged in as nina
 
 
+def test_an_organisation_name_with_a_line_break_makes_a_one_line_subject(client, owner, acme, invite):
+    acme.name = "Acme\nBcc: victim@example.test"
+    acme.save(update_fields=["name"])
+
+    invite(client, owner, "nina@acme.test")
+
+    assert mail.outbox[-1].subject == "You're invited to Acme Bcc: victim@example.test on the Usage Portal"
+    assert mail.outbox[-1].to == ["nina@acme.test"] and not mail.outbox[-1].bcc
+
+
 def test_a_new_person_gets_field_errors_and_no_account_for_a_bad_password(client, owner, invite):
     link = invite(client, owner, "nina@acme.test")
 
