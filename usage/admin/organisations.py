@@ -14,6 +14,7 @@ through ``accounts.services`` or ``usage.services`` and every figure comes from
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db import connection
 from django.db.models import Count, Max, Min, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
@@ -85,10 +86,11 @@ class OrganisationApiKeyInline(ReadOnlyAdminMixin, admin.TabularInline):
         return super().get_queryset(request).order_by("name")
 
 
-
 class FreeJobAllowanceForm(forms.Form):
     allowance = forms.IntegerField(
         min_value=0,
+        # The column's own bound (2^31 - 1 on PostgreSQL), as on the organisation's change page.
+        max_value=connection.ops.integer_field_range("PositiveIntegerField")[1],
         label="Free-job allowance",
         help_text="The organisation's first N jobs of all time cost nothing.",
     )
