@@ -35,11 +35,23 @@ class VettedUrl:
     address: str | None
 
 
+# Addresses that are global on paper but answer cloud instances only: Azure's wire server
+# (metadata and agent traffic) at 168.63.129.16.
+_INTERNAL_GLOBALS = frozenset({ipaddress.ip_address("168.63.129.16")})
+
+
 def address_is_public(address: str) -> bool:
-    """Whether an IP address (v4 or v6, an IPv4-mapped one judged by its IPv4) is public."""
+    """Whether an IP address is public: v4 or v6, one with an IPv4 address inside (mapped, 6to4,
+    Teredo) judged by that IPv4 too."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+        if any(inner is not None and not address_is_public(str(inner)) for inner in embedded):
+            return False
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+    if ip in _INTERNAL_GLOBALS:
+        return False
     return not (
         ip.is_loopback
         or ip.is_private

@@ -97,6 +97,12 @@ def test_allowing_private_urls_lifts_both_rules():
         ("100.64.0.1", False),
         ("fe80::1", False),
         ("fc00::1", False),
+        ("::ffff:169.254.169.254", False),
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("2002:a9fe:a9fe::", False),  # 6to4 of 169.254.169.254
+        ("2002:808:808::", True),  # 6to4 of 8.8.8.8
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),  # Teredo, client 127.0.0.1
+        ("168.63.129.16", False),  # Azure's wire server
     ],
 )
 def test_address_classes(address, public):
