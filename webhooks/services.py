@@ -223,7 +223,10 @@ def domain_event_record(event: DomainEvent) -> None:
 
 
 def webhook_test_send(*, endpoint: WebhookEndpoint) -> Event:
-    """Send a ``webhook.test`` event to this endpoint alone (whatever its event types)."""
+    """Send a ``webhook.test`` event to this endpoint alone (whatever its event types);
+    ``DomainError`` when the endpoint is disabled (nothing would go)."""
+    if not endpoint.is_active:
+        raise DomainError("This endpoint is disabled: enable it before sending a test event.")
     with transaction.atomic():
         event = event_record(
             organisation_id=endpoint.organisation_id,

@@ -137,8 +137,12 @@ def endpoint_action(
     elif action == "rotate":
         _remember_secret(request, access, services.webhook_endpoint_rotate_secret(endpoint=endpoint))
     elif action == "test":
-        services.webhook_test_send(endpoint=endpoint)
-        messages.success(request, f"A test event is on its way to {endpoint.url}.")
+        try:
+            services.webhook_test_send(endpoint=endpoint)
+        except DomainError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"A test event is on its way to {endpoint.url}.")
     else:
         services.webhook_endpoint_delete(endpoint=endpoint)
         messages.success(request, f"{endpoint.url} is deleted.")

@@ -64,6 +64,9 @@ def test_an_owner_edits_rotates_tests_disables_and_sets_thresholds(client, owner
     client.post(reverse("webhook-action", args=["org_acme", endpoint.pk, "disable"]))
     endpoint.refresh_from_db()
     assert not endpoint.is_active
+    refused = client.post(reverse("webhook-action", args=["org_acme", endpoint.pk, "test"]), follow=True)
+    assert "enable it before sending a test event" in refused.content.decode()
+    assert Delivery.objects.filter(endpoint=endpoint, event__type="webhook.test").count() == 1
     client.post(reverse("webhook-action", args=["org_acme", endpoint.pk, "enable"]))
     endpoint.refresh_from_db()
     assert endpoint.is_active
