@@ -25,7 +25,6 @@ class MonthField(forms.CharField):
 
     def __init__(self, **kwargs):
         kwargs.setdefault("required", False)
-        kwargs.setdefault("strip", False)  # " 2025-03" is malformed, as it is for GET /usage
         kwargs.setdefault("widget", forms.TextInput(attrs={"type": "month", "pattern": r"\d{4}-\d{2}"}))
         super().__init__(**kwargs)
 
